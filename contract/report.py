@@ -1,0 +1,196 @@
+"""The interval report: the only thing a worker ever sends about traffic.
+
+It is defined once, here, and imported by the worker (to build and send) and by the
+API (to validate and store). It holds numbers and configured labels only: no image,
+no per-vehicle id, position or trajectory can be expressed in it, and unknown fields
+are rejected (``extra="forbid"``) so nothing else can be smuggled in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+SCHEMA_VERSION: Literal[1] = 1
+
+LABEL_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+Label = Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
+"""Names of cameras, lines, zones and directions: short, lower-case, no path or markup."""
+
+VehicleClass = Literal["bicycle", "car", "motorcycle", "bus", "truck"]
+VEHICLE_CLASSES: tuple[VehicleClass, ...] = ("bicycle", "car", "motorcycle", "bus", "truck")
+HEAVY_VEHICLE_CLASSES: frozenset[VehicleClass] = frozenset({"bus", "truck"})
+
+LevelOfService = Literal["A", "B", "C", "D", "E", "F"]
+
+SPEED_BIN_EDGES_KMH: tuple[int, ...] = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130)
+"""Lower edges of the speed histogram bins; the last bin is open-ended (>= 130 km/h)."""
+
+INTERVAL_CHOICES_S: tuple[int, ...] = (10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
+"""Interval lengths that divide a day evenly, so intervals align to the wall clock."""
+
+MAX_COUNT = 100_000
+MAX_REPORTS_PER_BATCH = 500
+REPORT_ID_NAMESPACE = uuid.UUID("5f0c9a52-4d0b-4c8e-9a43-2f3c1d7e6b10")
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
+class ContractModel(BaseModel):
+    """Strict base: unknown fields are an error, values are never coerced from strings."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class CountRow(ContractModel):
+    """Vehicles of one class that crossed one line in one direction during the interval."""
+
+    line: Label = Field(title="Count line name")
+    direction: Label = Field(title="Direction label of the crossing")
+    vehicle_class: VehicleClass = Field(title="Vehicle class")
+    count: NonNegativeCount = Field(title="Vehicles counted")
+
+
+class ZoneRow(ContractModel):
+    """Congestion of one zone over the interval, from aggregate frame statistics only."""
+
+    zone: Label = Field(title="Zone name")
+    mean_vehicles: float = Field(ge=0, le=1000, title="Mean vehicles present")
+    max_vehicles: int = Field(ge=0, le=1000, title="Most vehicles present at once")
+    occupancy_time: Share = Field(title="Share of time the zone held a vehicle")
+    occupancy_area: Share = Field(title="Mean share of zone area covered by vehicles")
+    mean_speed_kmh: float | None = Field(ge=0, le=300, title="Mean speed (calibrated only)")
+    p85_speed_kmh: float | None = Field(ge=0, le=300, title="85th-percentile speed")
+    speed_histogram: list[NonNegativeCount] | None = Field(
+        min_length=len(SPEED_BIN_EDGES_KMH),
+        max_length=len(SPEED_BIN_EDGES_KMH),
+        title="Speed samples per bin (bins: SPEED_BIN_EDGES_KMH)",
+    )
+    stopped_share: Share = Field(title="Share of vehicle observations that were stopped")
+    queue_vehicles: float = Field(ge=0, le=1000, title="Mean queue length in vehicles")
+    queue_m: float | None = Field(ge=0, le=10_000, title="Mean queue length in metres")
+    density_veh_km_lane: float | None = Field(ge=0, le=1000, title="Density, veh/km/lane")
+    los: LevelOfService | None = Field(title="HCM-style level of service from density")
+
+    @model_validator(mode="after")
+    def speed_fields_agree(self) -> Self:
+        """Speeds exist only for calibrated cameras: all three speed fields or none."""
+        present = [
+            self.mean_speed_kmh is not None,
+            self.p85_speed_kmh is not None,
+            self.speed_histogram is not None,
+        ]
+        if any(present) and not all(present):
+            raise ValueError("mean_speed_kmh, p85_speed_kmh and speed_histogram go together")
+        return self
+
+
+class Health(ContractModel):
+    """How well the worker saw the interval; lets planners tell a gap from no traffic."""
+
+    reconnects: NonNegativeCount = Field(title="Stream reconnects in the interval")
+    stalls: NonNegativeCount = Field(default=0, title="Stream stalls in the interval")
+    dropped_reports: NonNegativeCount = Field(
+        title="Reports dropped from a full outbox since the last report that carried this"
+    )
+    outbox_backlog: NonNegativeCount = Field(default=0, title="Reports waiting in the outbox")
+
+
+def interval_report_id(camera_id: str, interval_start: datetime) -> str:
+    """Deterministic id: the same camera and interval always give the same id (idempotent resends)."""
+    stamp = interval_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(uuid.uuid5(REPORT_ID_NAMESPACE, f"{camera_id}/{stamp}"))
+
+
+def align_interval_start(moment: datetime, interval_seconds: int) -> datetime:
+    """Start of the wall-clock-aligned interval that contains ``moment`` (UTC)."""
+    epoch = moment.astimezone(UTC).timestamp()
+    start = epoch - (epoch % interval_seconds)
+    return datetime.fromtimestamp(start, tz=UTC)
+
+
+class IntervalReport(ContractModel):
+    """One camera's counts and congestion for one clock-aligned interval."""
+
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, title="Wire contract version")
+    report_id: str = Field(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        title="Deterministic id of (camera, interval_start)",
+    )
+    camera_id: Label = Field(title="Camera id")
+    interval_start: datetime = Field(strict=False, title="Interval start, UTC, aligned to interval_seconds")
+    interval_seconds: int = Field(title="Interval length in seconds")
+    partial: bool = Field(title="True when the worker started or stopped inside the interval")
+    coverage: Share = Field(title="Share of the interval actually processed")
+    frames_processed: int = Field(ge=0, le=10_000_000, title="Frames analysed")
+    fps: float = Field(ge=0, le=1000, title="Frames analysed per second of interval")
+    counts: list[CountRow] = Field(max_length=2000, title="Line crossings")
+    zones: list[ZoneRow] = Field(max_length=64, title="Zone congestion")
+    health: Health = Field(title="Stream and delivery health")
+
+    @model_validator(mode="after")
+    def interval_is_aligned(self) -> Self:
+        """Reject intervals that are not clock-aligned, so two reports can never overlap."""
+        if self.interval_seconds not in INTERVAL_CHOICES_S:
+            raise ValueError(f"interval_seconds must be one of {INTERVAL_CHOICES_S}")
+        start = self.interval_start
+        if start.tzinfo is None or start.utcoffset() != timedelta(0):
+            raise ValueError("interval_start must be UTC (for example 2026-01-01T00:00:00Z)")
+        if align_interval_start(start, self.interval_seconds) != start:
+            raise ValueError("interval_start must be aligned to interval_seconds")
+        return self
+
+    @model_validator(mode="after")
+    def report_id_matches(self) -> Self:
+        """The id is derived, never chosen, so a resend can only ever hit the same row."""
+        if self.report_id != interval_report_id(self.camera_id, self.interval_start):
+            raise ValueError("report_id must be interval_report_id(camera_id, interval_start)")
+        return self
+
+    @model_validator(mode="after")
+    def rows_are_unique(self) -> Self:
+        """One row per (line, direction, class) and per zone: duplicates would double count."""
+        keys = [(c.line, c.direction, c.vehicle_class) for c in self.counts]
+        if len(keys) != len(set(keys)):
+            raise ValueError("counts has more than one row for a (line, direction, vehicle_class)")
+        zones = [z.zone for z in self.zones]
+        if len(zones) != len(set(zones)):
+            raise ValueError("zones has more than one row for a zone")
+        return self
+
+
+class ReportBatch(ContractModel):
+    """What a worker posts: a batch of interval reports, oldest first."""
+
+    reports: list[IntervalReport] = Field(
+        min_length=1, max_length=MAX_REPORTS_PER_BATCH, title="Interval reports"
+    )
+
+
+StreamState = Literal["connecting", "streaming", "stalled", "reconnecting", "ended"]
+
+
+class StreamHealth(ContractModel):
+    """Health of one camera stream at heartbeat time."""
+
+    camera_id: Label = Field(title="Camera id")
+    state: StreamState = Field(title="Source state machine state")
+    reconnects: NonNegativeCount = Field(title="Reconnects since the worker started")
+    fps: float = Field(ge=0, le=1000, title="Frames analysed per second, recent")
+
+
+class Heartbeat(ContractModel):
+    """Liveness of a worker, sent between reports; no traffic data in it."""
+
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, title="Wire contract version")
+    camera_id: Label = Field(title="Camera the device token belongs to")
+    sent_at: datetime = Field(strict=False, title="When the worker sent it, UTC")
+    uptime_s: float = Field(ge=0, le=10 * 365 * 86400, title="Worker uptime in seconds")
+    outbox_backlog: NonNegativeCount = Field(title="Reports waiting in the outbox")
+    dropped_reports: NonNegativeCount = Field(title="Reports dropped since start")
+    streams: list[StreamHealth] = Field(max_length=64, title="Per-stream health")
+    config_version: int = Field(ge=0, le=1_000_000, title="Site config version in use")
