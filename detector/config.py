@@ -78,7 +78,7 @@ class ModelSettings(ConfigModel):
     imgsz: int | None = Field(
         default=None, ge=96, le=1920, title="Inference size; default picks one per frame size"
     )
-    confidence: float = Field(default=0.1, ge=0.01, le=0.95, title="Detection confidence floor")
+    confidence: float = Field(default=0.05, ge=0.01, le=0.95, title="Detection confidence floor")
     classes: tuple[VehicleClass, ...] = Field(
         default=VEHICLE_CLASSES, min_length=1, title="Vehicle classes to detect and count"
     )
@@ -102,7 +102,7 @@ class Camera(ConfigModel):
     calibration: Calibration | None = Field(default=None, title="Ground calibration (speeds)")
     interval_seconds: int = Field(default=60, title="Report interval, aligned to the clock")
     max_detect_fps: float = Field(
-        default=15.0, gt=0, le=120, title="Analyse at most this many frames per stream second"
+        default=30.0, gt=0, le=120, title="Analyse at most this many frames per stream second"
     )
 
     @model_validator(mode="after")

@@ -96,3 +96,4 @@ class ZoneSample:
     stopped: int
     queue_vehicles: int
     queue_m: float | None
+    density_veh_km_lane: float | None

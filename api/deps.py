@@ -1,0 +1,106 @@
+"""FastAPI dependencies: database session, device and admin authentication, visibility."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.limiting import RateLimits
+from api.models import ApiToken, Camera
+from api.services.tokens import TokenKind, verify_token
+from api.settings import Settings
+
+bearer = HTTPBearer(auto_error=False, description="A device token (ingest) or an admin token")
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request, closed (and rolled back if uncommitted) afterwards."""
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def too_many_requests(retry_after_s: int) -> HTTPException:
+    """429 with the Retry-After a well-behaved client waits for."""
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        "rate limit exceeded; retry later",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def authenticate(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    credentials: HTTPAuthorizationCredentials | None,
+    kind: TokenKind,
+) -> ApiToken:
+    """The live token of `kind` in the Authorization header, or 401 (429 when hammering)."""
+    limits: RateLimits = request.app.state.rate_limits
+    token = (
+        verify_token(session, settings.secret_key, credentials.credentials, kind)
+        if credentials is not None
+        else None
+    )
+    if token is None:
+        client_ip = request.client.host if request.client else "unknown"
+        if not limits.allow_failure(client_ip):
+            raise too_many_requests(limits.retry_after_s(limits.per_ip_failures))
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"a valid {kind} token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token
+
+
+def device_camera(
+    request: Request, session: SessionDep, settings: SettingsDep, credentials: CredentialsDep
+) -> Camera:
+    """The camera a device token belongs to; every device request counts against its limit."""
+    token = authenticate(request, session, settings, credentials, "device")
+    limits: RateLimits = request.app.state.rate_limits
+    if not limits.allow_token(token.id):
+        raise too_many_requests(limits.retry_after_s(limits.per_token))
+    camera = session.get(Camera, token.camera_id) if token.camera_id else None
+    if camera is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token's camera no longer exists")
+    return camera
+
+
+def admin_token(
+    request: Request, session: SessionDep, settings: SettingsDep, credentials: CredentialsDep
+) -> ApiToken:
+    """A live admin token, or 401."""
+    return authenticate(request, session, settings, credentials, "admin")
+
+
+def sees_private_sites(
+    request: Request, session: SessionDep, settings: SettingsDep, credentials: CredentialsDep
+) -> bool:
+    """Planner queries show private sites when open to all or asked with an admin token."""
+    if settings.planner_access == "open":
+        return True
+    return credentials is not None and (
+        verify_token(session, settings.secret_key, credentials.credentials, "admin") is not None
+    )
+
+
+DeviceDep = Annotated[Camera, Depends(device_camera)]
+AdminDep = Annotated[ApiToken, Depends(admin_token)]
+PrivateSitesDep = Annotated[bool, Depends(sees_private_sites)]

@@ -1,0 +1,281 @@
+"""Database schema: registry (sites, cameras, lines, zones, tokens), received data, rollups.
+
+Times of traffic data are whole seconds since the Unix epoch (UTC) in BIGINT columns: the same
+arithmetic and index behaviour on SQLite and PostgreSQL, and bucketing never depends on a
+driver's idea of time zones. Audit times (received_at, last_seen_at) are timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+LABEL_LENGTH = 32
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite hands back naive ones otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    """Declarative base with deterministic constraint names (stable migrations)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def label_column(**kwargs: Any) -> Mapped[str]:
+    """A column holding a contract label (camera, line, zone, direction id)."""
+    return mapped_column(String(LABEL_LENGTH), **kwargs)
+
+
+class Site(Base):
+    """A place with one or more cameras; `public` puts it in the open-data feeds."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[str] = label_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    road: Mapped[str] = mapped_column(String(200), default="")
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    timezone: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    cameras: Mapped[list[Camera]] = relationship(
+        back_populates="site", order_by="Camera.id", cascade="all, delete-orphan"
+    )
+
+
+class Camera(Base):
+    """A camera, which is also the device that reports for it (one token set per camera)."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = label_column(primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    interval_seconds: Mapped[int] = mapped_column(Integer)
+    config_version: Mapped[int] = mapped_column(Integer, default=1)
+    reported_config_version: Mapped[int | None] = mapped_column(Integer)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_report_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    site: Mapped[Site] = relationship(back_populates="cameras")
+    lines: Mapped[list[CountLine]] = relationship(
+        order_by="CountLine.name", cascade="all, delete-orphan"
+    )
+    zones: Mapped[list[Zone]] = relationship(order_by="Zone.name", cascade="all, delete-orphan")
+
+
+class CountLine(Base):
+    """A count line; `directions` maps each geometric crossing direction to its label."""
+
+    __tablename__ = "count_lines"
+    __table_args__ = (UniqueConstraint("camera_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    name: Mapped[str] = label_column()
+    directions: Mapped[dict[str, str]] = mapped_column(JSON)
+
+
+class Zone(Base):
+    """A congestion zone of a camera."""
+
+    __tablename__ = "zones"
+    __table_args__ = (UniqueConstraint("camera_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    name: Mapped[str] = label_column()
+    lanes: Mapped[int] = mapped_column(Integer, default=1)
+    length_m: Mapped[float | None] = mapped_column(Float)
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as a keyed hash; `id` is the public part used for lookup."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    camera_id: Mapped[str | None] = mapped_column(
+        ForeignKey("cameras.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IntervalReportRecord(Base):
+    """An interval report exactly as received (audit), plus its header fields for queries."""
+
+    __tablename__ = "interval_reports"
+    __table_args__ = (UniqueConstraint("camera_id", "interval_start_s"),)
+
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    interval_start_s: Mapped[int] = mapped_column(BigInteger)
+    interval_seconds: Mapped[int] = mapped_column(Integer)
+    partial: Mapped[bool] = mapped_column(Boolean)
+    coverage: Mapped[float] = mapped_column(Float)
+    frames_processed: Mapped[int] = mapped_column(Integer)
+    fps: Mapped[float] = mapped_column(Float)
+    reconnects: Mapped[int] = mapped_column(Integer)
+    stalls: Mapped[int] = mapped_column(Integer)
+    dropped_reports: Mapped[int] = mapped_column(Integer)
+    outbox_backlog: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def report_key() -> ForeignKeyConstraint:
+    """Rows of a report point at it by (camera, interval start), the report's natural key."""
+    return ForeignKeyConstraint(
+        ["camera_id", "interval_start_s"],
+        ["interval_reports.camera_id", "interval_reports.interval_start_s"],
+        ondelete="CASCADE",
+    )
+
+
+class CountRecord(Base):
+    """One (line, direction, class) count of one report; the primary key is the unique key."""
+
+    __tablename__ = "count_rows"
+    __table_args__ = (report_key(),)
+
+    camera_id: Mapped[str] = label_column(primary_key=True)
+    interval_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    line: Mapped[str] = label_column(primary_key=True)
+    direction: Mapped[str] = label_column(primary_key=True)
+    vehicle_class: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class ZoneRecord(Base):
+    """Congestion of one zone in one report."""
+
+    __tablename__ = "zone_rows"
+    __table_args__ = (report_key(),)
+
+    camera_id: Mapped[str] = label_column(primary_key=True)
+    interval_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    zone: Mapped[str] = label_column(primary_key=True)
+    mean_vehicles: Mapped[float] = mapped_column(Float)
+    max_vehicles: Mapped[int] = mapped_column(Integer)
+    occupancy_time: Mapped[float] = mapped_column(Float)
+    occupancy_area: Mapped[float] = mapped_column(Float)
+    mean_speed_kmh: Mapped[float | None] = mapped_column(Float)
+    p85_speed_kmh: Mapped[float | None] = mapped_column(Float)
+    speed_histogram: Mapped[list[int] | None] = mapped_column(JSON)
+    stopped_share: Mapped[float] = mapped_column(Float)
+    queue_vehicles: Mapped[float] = mapped_column(Float)
+    queue_m: Mapped[float | None] = mapped_column(Float)
+    density_veh_km_lane: Mapped[float | None] = mapped_column(Float)
+    los: Mapped[str | None] = mapped_column(String(1))
+
+
+class DeviceHealth(Base):
+    """The latest heartbeat of each camera's worker."""
+
+    __tablename__ = "device_health"
+
+    camera_id: Mapped[str] = mapped_column(
+        ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True
+    )
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    uptime_s: Mapped[float] = mapped_column(Float)
+    outbox_backlog: Mapped[int] = mapped_column(Integer)
+    dropped_reports: Mapped[int] = mapped_column(Integer)
+    config_version: Mapped[int] = mapped_column(Integer)
+    streams: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class ClassCounts:
+    """Per-class count columns of a rollup (the contract's five classes)."""
+
+    n_bicycle: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_car: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_motorcycle: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_bus: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_truck: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LineRollup(ClassCounts, Base):
+    """Counts per (granularity, camera, bucket, line, direction), maintained at ingest."""
+
+    __tablename__ = "line_rollups"
+
+    granularity_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[str] = label_column(primary_key=True)
+    bucket_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    line: Mapped[str] = label_column(primary_key=True)
+    direction: Mapped[str] = label_column(primary_key=True)
+
+
+class CameraRollup(ClassCounts, Base):
+    """Coverage and all-line totals per (granularity, camera, bucket), maintained at ingest."""
+
+    __tablename__ = "camera_rollups"
+    __table_args__ = (
+        Index(
+            "ix_camera_rollups_bucket",
+            "granularity_s",
+            "bucket_start_s",
+            "camera_id",
+            "covered_s",
+            "n_bicycle",
+            "n_car",
+            "n_motorcycle",
+            "n_bus",
+            "n_truck",
+        ),
+    )
+
+    granularity_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[str] = label_column(primary_key=True)
+    bucket_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    covered_s: Mapped[float] = mapped_column(Float, default=0.0)
+    reports: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,295 @@
+"""Response bodies of the planner and open-data endpoints (shapes: docs/api-planner.md)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas import CameraStatus
+from api.services.grid import BucketName
+from contract import LevelOfService, VehicleClass
+
+
+class Ranged(BaseModel):
+    """A response over a time range; `from` is a Python keyword, so the field is `from_`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime = Field(alias="from", title="Start of the first bucket")
+    to: datetime = Field(title="End of the last bucket")
+
+
+class Licence(BaseModel):
+    """The open-data licence."""
+
+    id: str = Field(title="SPDX licence id")
+    url: str = Field(title="Licence text")
+
+
+class LicenceWithAttribution(Licence):
+    """Licence plus the attribution users must give."""
+
+    attribution: str = Field(title="Attribution statement")
+
+
+class Totals(BaseModel):
+    """A total with the share of the period it covers (count null when nothing was watched)."""
+
+    count: int | None = Field(title="Vehicles, all lines, directions and classes")
+    coverage: float = Field(ge=0, le=1, title="Share of the period watched")
+
+
+class CameraBrief(BaseModel):
+    """A camera in a site listing."""
+
+    id: str
+    name: str
+    status: CameraStatus
+    last_seen_at: datetime | None
+
+
+class SiteBrief(BaseModel):
+    """A site in the listing."""
+
+    id: str
+    name: str
+    road: str
+    lat: float
+    lon: float
+    timezone: str
+    description: str
+    public: bool
+    last_report_at: datetime | None = Field(title="When the latest report was received")
+    totals_24h: Totals
+    cameras: list[CameraBrief]
+
+
+class SiteList(BaseModel):
+    """Every site the caller may see."""
+
+    sites: list[SiteBrief]
+
+
+class DirectionOut(BaseModel):
+    """A geometric crossing direction and the label reports use for it."""
+
+    geometric: str
+    label: str
+
+
+class LineOut(BaseModel):
+    """A count line."""
+
+    name: str
+    directions: list[DirectionOut]
+
+
+class ZoneOut(BaseModel):
+    """A congestion zone."""
+
+    name: str
+    lanes: int
+    length_m: float | None
+
+
+class CameraDetail(CameraBrief):
+    """A camera with its configuration."""
+
+    interval_seconds: int
+    config_version: int
+    reported_config_version: int | None
+    lines: list[LineOut]
+    zones: list[ZoneOut]
+
+
+class SiteDetail(SiteBrief):
+    """A site with its cameras' lines and zones and its open-data links."""
+
+    cameras: list[CameraDetail]  # type: ignore[assignment]
+    open_data: dict[str, str] | None = Field(title="Open-data feed URLs (public sites only)")
+
+
+class Meta(BaseModel):
+    """Constants the dashboard needs."""
+
+    version: str
+    vehicle_classes: list[VehicleClass]
+    heavy_vehicle_classes: list[VehicleClass]
+    buckets: list[BucketName]
+    licence: LicenceWithAttribution
+    open_data: dict[str, str]
+
+
+class BucketOut(BaseModel):
+    """One time bucket, aligned to the response's timezone."""
+
+    start: datetime
+    end: datetime
+
+
+class CoveredBucket(BucketOut):
+    """A bucket with the share of it the cameras in scope watched."""
+
+    coverage: float = Field(ge=0, le=1)
+
+
+class SeriesOut(BaseModel):
+    """One count series: fields not grouped on are null; counts null where coverage is 0."""
+
+    camera: str | None
+    line: str | None
+    direction: str | None
+    vehicle_class: str | None
+    counts: list[int | None]
+    total: int
+
+
+class CountSeriesOut(Ranged):
+    """Count series over clock-aligned buckets."""
+
+    bucket: BucketName
+    timezone: str
+    group_by: list[str]
+    buckets: list[CoveredBucket]
+    series: list[SeriesOut]
+    total: int | None
+
+
+class PeakHour(BaseModel):
+    """The busiest hour (four consecutive 15-minute buckets) and its peak-hour factor."""
+
+    start: datetime
+    end: datetime
+    volume: int
+    max_15min_volume: int
+    phf: float | None = Field(title="volume / (4 x max_15min_volume); null when no traffic")
+
+
+class SummaryOut(Ranged):
+    """Totals, class mix, heavy-vehicle share and peak hour of a period."""
+
+    timezone: str
+    total: int | None
+    coverage: float
+    by_class: dict[str, int | None]
+    class_share: dict[str, float | None]
+    heavy_vehicles: int | None
+    heavy_share: float | None
+    peak_hour: PeakHour | None
+
+
+class HourOfWeekOut(Ranged):
+    """Mean hourly volume per weekday (rows, Monday first) and local hour (columns)."""
+
+    timezone: str
+    days: list[str]
+    mean: list[list[float | None]]
+    samples: list[list[int]]
+
+
+class ZoneSeriesOut(BaseModel):
+    """Congestion of one zone per bucket (null where no report covers the bucket)."""
+
+    camera: str
+    zone: str
+    coverage: list[float]
+    mean_vehicles: list[float | None]
+    max_vehicles: list[int | None]
+    occupancy_time: list[float | None]
+    occupancy_area: list[float | None]
+    mean_speed_kmh: list[float | None]
+    p85_speed_kmh: list[float | None]
+    stopped_share: list[float | None]
+    queue_vehicles: list[float | None]
+    density_veh_km_lane: list[float | None]
+    los: list[LevelOfService | None]
+
+
+class ZoneSeriesList(Ranged):
+    """Zone congestion series over clock-aligned buckets."""
+
+    bucket: BucketName
+    timezone: str
+    buckets: list[BucketOut]
+    series: list[ZoneSeriesOut]
+
+
+class StreamOut(BaseModel):
+    """A stream's state at the last heartbeat."""
+
+    camera_id: str
+    state: str
+    reconnects: int
+    fps: float
+
+
+class HeartbeatOut(BaseModel):
+    """The latest heartbeat."""
+
+    received_at: datetime
+    sent_at: datetime
+    uptime_s: float
+    outbox_backlog: int
+    dropped_reports: int
+    streams: list[StreamOut]
+
+
+class DayCoverage(BaseModel):
+    """Share of a local day a camera watched."""
+
+    date: date
+    coverage: float = Field(ge=0, le=1)
+    reports: int
+
+
+class DeviceHealthOut(BaseModel):
+    """A camera's device health."""
+
+    camera: str
+    site: str
+    status: CameraStatus
+    last_seen_at: datetime | None
+    config_version: int
+    reported_config_version: int | None
+    last_heartbeat: HeartbeatOut | None
+    coverage_by_day: list[DayCoverage]
+
+
+class DeviceHealthList(BaseModel):
+    """Device health of every camera in scope."""
+
+    cameras: list[DeviceHealthOut]
+
+
+class OpenCountRow(BaseModel):
+    """One published count."""
+
+    camera: str
+    line: str
+    direction: str
+    vehicle_class: str
+    interval_start: datetime
+    interval_end: datetime
+    count: int | None = Field(title="null when suppressed for small-count privacy")
+    coverage: float = Field(ge=0, le=1)
+    suppressed: bool
+
+
+class OpenCounts(Ranged):
+    """Published counts of one site."""
+
+    licence: Licence
+    attribution: str
+    site: str
+    granularity: Literal["15min", "1h"]
+    rows: list[OpenCountRow]
+
+
+class OpenSites(BaseModel):
+    """Published sites."""
+
+    licence: Licence
+    attribution: str
+    sites: list[SiteBrief]

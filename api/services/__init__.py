@@ -1,0 +1,1 @@
+"""Domain logic, free of HTTP: the routers and the CLI both call these."""

@@ -1,0 +1,234 @@
+"""Count time series: SQL sums per stored bucket, folded into clock-aligned buckets here.
+
+Source rows come from the rollups (15 min, 1 h) or, for 1-minute buckets and for the
+benchmark baseline, from the raw count rows. Either way a bucket's count is null when the
+cameras in scope watched none of it, so a gap never reads as zero traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, and_, func, literal, select
+from sqlalchemy.orm import Session
+
+from api.models import CameraRollup, CountRecord, IntervalReportRecord, LineRollup
+from api.services.grid import Grid
+from api.services.rollups import CLASS_COLUMNS, ROLLUP_GRANULARITIES_S
+from contract import VEHICLE_CLASSES, VehicleClass
+
+GroupField = Literal["camera", "line", "direction", "vehicle_class"]
+GROUP_FIELDS: tuple[GroupField, ...] = ("camera", "line", "direction", "vehicle_class")
+Source = Literal["rollup", "raw"]
+
+
+@dataclass(frozen=True, slots=True)
+class CountFilter:
+    """Which counts: cameras already resolved (and visible), optional line/direction/class."""
+
+    cameras: tuple[str, ...]
+    line: str | None = None
+    direction: str | None = None
+    vehicle_class: VehicleClass | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series: its key (fields not grouped on are None) and a value per bucket."""
+
+    key: dict[GroupField, str | None]
+    counts: list[int | None]
+
+    @property
+    def total(self) -> int:
+        return sum(c for c in self.counts if c is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class CountSeries:
+    """Buckets with their coverage, and the series over them."""
+
+    grid: Grid
+    coverage: list[float]
+    series: list[Series]
+
+    @property
+    def total(self) -> int | None:
+        """Sum over covered buckets; None when nothing was watched at all."""
+        if not any(self.coverage):
+            return None
+        return sum(s.total for s in self.series)
+
+
+def count_series(
+    session: Session,
+    grid: Grid,
+    where: CountFilter,
+    group_by: Sequence[GroupField] = (),
+    source: Source = "rollup",
+) -> CountSeries:
+    """The series of `where` over `grid`, one per distinct `group_by` value with data."""
+    use_raw = source == "raw" or grid.bucket == "1min"
+    if not use_raw:
+        choices = ROLLUP_GRANULARITIES_S
+    elif grid.bucket == "1min":
+        choices = (60,)
+    else:
+        choices = (60, *ROLLUP_GRANULARITIES_S)
+    granularity = grid.source_granularity(choices)
+    covered = fold_coverage(session, grid, where, granularity, use_raw)
+    cameras = max(len(where.cameras), 1)
+    coverage = [
+        min(c / (grid.ends[i] - grid.starts[i]) / cameras, 1.0) for i, c in enumerate(covered)
+    ]
+    rows = (
+        raw_count_rows(session, grid, where, group_by, granularity)
+        if use_raw
+        else rollup_count_rows(session, grid, where, group_by, granularity)
+    )
+    sums: dict[tuple[str | None, ...], list[int]] = {}
+    for moment, key_values, counts in rows:
+        i = grid.index(moment)
+        if i is None:
+            continue
+        for vehicle_class, n in counts:
+            key = (*key_values, vehicle_class if "vehicle_class" in group_by else None)
+            sums.setdefault(key, [0] * len(grid))[i] += n
+    series = [
+        Series(
+            key=dict(zip(GROUP_FIELDS, key, strict=True)),
+            counts=[n if covered[i] > 0 else None for i, n in enumerate(values)],
+        )
+        for key, values in sorted(sums.items(), key=lambda item: [k or "" for k in item[0]])
+    ]
+    if not group_by and not series:
+        series = [
+            Series(key=dict.fromkeys(GROUP_FIELDS), counts=[0 if c > 0 else None for c in covered])
+        ]
+    return CountSeries(grid=grid, coverage=coverage, series=series)
+
+
+def fold_coverage(
+    session: Session, grid: Grid, where: CountFilter, granularity: int, use_raw: bool
+) -> list[float]:
+    """Seconds watched per bucket, summed over the cameras in scope."""
+    if use_raw:
+        start = IntervalReportRecord.interval_start_s
+        moment = start - start % granularity
+        statement = select(
+            moment, func.sum(IntervalReportRecord.coverage * IntervalReportRecord.interval_seconds)
+        ).where(
+            literal(granularity) % IntervalReportRecord.interval_seconds == 0,
+            IntervalReportRecord.camera_id.in_(where.cameras),
+            start >= grid.start,
+            start < grid.end,
+        )
+    else:
+        moment = CameraRollup.bucket_start_s
+        statement = select(moment, func.sum(CameraRollup.covered_s)).where(
+            CameraRollup.granularity_s == granularity,
+            CameraRollup.camera_id.in_(where.cameras),
+            moment >= grid.start,
+            moment < grid.end,
+        )
+    covered = [0.0] * len(grid)
+    for bucket, seconds in session.execute(statement.group_by(moment)).tuples():
+        i = grid.index(int(bucket))
+        if i is not None:
+            covered[i] += float(seconds or 0)
+    return covered
+
+
+RowOut = tuple[int, tuple[str | None, ...], list[tuple[str, int]]]
+
+
+def key_columns(model: Any, group_by: Sequence[GroupField]) -> list[ColumnElement[Any]]:
+    """Columns for the grouped fields other than the class (camera, line, direction)."""
+    names = {"camera": "camera_id", "line": "line", "direction": "direction"}
+    return [getattr(model, names[f]) for f in GROUP_FIELDS[:3] if f in group_by]
+
+
+def spread_key(values: Sequence[Any], group_by: Sequence[GroupField]) -> tuple[str | None, ...]:
+    """Selected key values placed at their field's position, None elsewhere."""
+    given = iter(values)
+    return tuple(next(given) if f in group_by else None for f in GROUP_FIELDS[:3])
+
+
+def rollup_count_rows(
+    session: Session,
+    grid: Grid,
+    where: CountFilter,
+    group_by: Sequence[GroupField],
+    granularity: int,
+) -> Iterable[RowOut]:
+    """Per-class sums from the rollups: the camera rollup unless lines or directions matter."""
+    needs_lines = bool(where.line or where.direction or {"line", "direction"} & set(group_by))
+    model: Any = LineRollup if needs_lines else CameraRollup
+    classes = [where.vehicle_class] if where.vehicle_class else list(VEHICLE_CLASSES)
+    keys = key_columns(model, group_by)
+    moment = model.bucket_start_s
+    statement: Select[Any] = select(
+        moment, *keys, *[func.sum(getattr(model, CLASS_COLUMNS[c])) for c in classes]
+    ).where(
+        model.granularity_s == granularity,
+        model.camera_id.in_(where.cameras),
+        moment >= grid.start,
+        moment < grid.end,
+    )
+    if where.line:
+        statement = statement.where(model.line == where.line)
+    if where.direction:
+        statement = statement.where(model.direction == where.direction)
+    for row in session.execute(statement.group_by(moment, *keys)):
+        values = list(row)
+        sums = values[1 + len(keys) :]
+        yield (
+            int(values[0]),
+            spread_key(values[1 : 1 + len(keys)], group_by),
+            [(c, int(n or 0)) for c, n in zip(classes, sums, strict=True)],
+        )
+
+
+def raw_count_rows(
+    session: Session,
+    grid: Grid,
+    where: CountFilter,
+    group_by: Sequence[GroupField],
+    granularity: int,
+) -> Iterable[RowOut]:
+    """Per-class sums straight from the count rows (1-minute buckets, benchmark baseline)."""
+    start = CountRecord.interval_start_s
+    moment = start - start % granularity
+    keys = key_columns(CountRecord, group_by)
+    statement = (
+        select(moment, *keys, CountRecord.vehicle_class, func.sum(CountRecord.count))
+        .join(
+            IntervalReportRecord,
+            and_(
+                IntervalReportRecord.camera_id == CountRecord.camera_id,
+                IntervalReportRecord.interval_start_s == start,
+            ),
+        )
+        .where(
+            literal(granularity) % IntervalReportRecord.interval_seconds == 0,
+            CountRecord.camera_id.in_(where.cameras),
+            start >= grid.start,
+            start < grid.end,
+        )
+    )
+    for column, value in (
+        (CountRecord.line, where.line),
+        (CountRecord.direction, where.direction),
+        (CountRecord.vehicle_class, where.vehicle_class),
+    ):
+        if value:
+            statement = statement.where(column == value)
+    for row in session.execute(statement.group_by(moment, *keys, CountRecord.vehicle_class)):
+        values = list(row)
+        yield (
+            int(values[0]),
+            spread_key(values[1 : 1 + len(keys)], group_by),
+            [(str(values[-2]), int(values[-1] or 0))],
+        )

@@ -1,0 +1,72 @@
+"""Runtime settings, read from ``TALLY_*`` environment variables.
+
+The one secret (the pepper that token hashes are keyed with) has a development default; any
+other environment refuses to start with it, so a production install cannot run with a
+publicly known key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET = "tally-development-secret-do-not-use"  # noqa: S105 - the refused default
+
+
+def default_database_url() -> str:
+    """A SQLite file in the working directory: zero set-up for a first run."""
+    return f"sqlite:///{Path.cwd() / 'tally.db'}"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can tune; see docs/api-planner.md for the read side."""
+
+    model_config = SettingsConfigDict(env_prefix="TALLY_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = Field(
+        default="development", title="Deployment environment"
+    )
+    secret_key: str = Field(
+        default=DEVELOPMENT_SECRET, min_length=16, title="Pepper for token hashes"
+    )
+    database_url: str = Field(default_factory=default_database_url, title="SQLAlchemy URL")
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, title="Largest request body"
+    )
+    ingest_rate_limit: str = Field(
+        default="600/minute", title="Ingest requests allowed per device token (limits syntax)"
+    )
+    auth_failure_rate_limit: str = Field(
+        default="60/minute", title="Failed token checks allowed per client IP"
+    )
+    cors_origins: list[str] = Field(default_factory=list, title="Origins allowed by CORS")
+    planner_access: Literal["open", "token"] = Field(
+        default="open", title="open: planner queries show every site; token: admin token needed"
+    )
+    open_licence_id: str = Field(default="CC-BY-4.0", title="Open-data licence (SPDX id)")
+    open_licence_url: str = Field(
+        default="https://creativecommons.org/licenses/by/4.0/", title="Open-data licence URL"
+    )
+    open_attribution: str = Field(
+        default="Contains traffic counts from Tally", title="Attribution statement"
+    )
+    open_publisher: str = Field(default="Tally", title="Publisher named in the catalogue")
+    open_min_count: int = Field(
+        default=0, ge=0, le=1000, title="Counts from 1 to this minus 1 are suppressed (0: off)"
+    )
+    open_cache_max_age_s: int = Field(default=300, ge=0, le=86400, title="Cache-Control max-age")
+
+    @model_validator(mode="after")
+    def secret_is_not_default_outside_development(self) -> Self:
+        """A public pepper would leave stolen token hashes open to offline guessing."""
+        if self.environment != "development" and self.secret_key == DEVELOPMENT_SECRET:
+            raise ValueError("TALLY_SECRET_KEY must be set to a private value outside development")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """SQLite needs its own pragmas and a single-writer-friendly pool."""
+        return self.database_url.startswith("sqlite")

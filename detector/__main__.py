@@ -1,0 +1,5 @@
+"""``python -m detector``: see ``detector.cli``."""
+
+from detector.cli import main
+
+raise SystemExit(main())

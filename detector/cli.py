@@ -1,0 +1,172 @@
+"""Command line of the edge worker: ``count``, ``run`` and ``check-config``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from detector.config import (
+    DEFAULT_MODEL,
+    Camera,
+    ConfigError,
+    CountLine,
+    ModelSettings,
+    format_validation_error,
+    load_config,
+    resolve_model_path,
+)
+from detector.engine import CameraPipeline
+from detector.source import SourceError, VideoSource
+
+log = logging.getLogger("detector")
+
+
+def parse_line(text: str, index: int) -> CountLine:
+    """``X1,Y1,X2,Y2[,NAME]`` in native pixels -> a CountLine (default name line-N)."""
+    parts = text.split(",")
+    if len(parts) not in (4, 5):
+        raise argparse.ArgumentTypeError(f"--line {text!r}: expected X1,Y1,X2,Y2[,NAME]")
+    try:
+        x1, y1, x2, y2 = (float(p) for p in parts[:4])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--line {text!r}: coordinates must be numbers") from exc
+    name = parts[4] if len(parts) == 5 else f"line-{index + 1}"
+    try:
+        return CountLine(name=name, points=((x1, y1), (x2, y2)))
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(f"--line {text!r}: {format_validation_error(exc)}") from exc
+
+
+def count_source(
+    source: str, lines: list[CountLine], model: ModelSettings, model_path: str
+) -> dict[str, object]:
+    """Run the worker's engine over a whole source and total the crossings per line."""
+    from detector.detect import VehicleDetector
+
+    detector = VehicleDetector(model, model_path)
+    video = VideoSource(source, start_epoch=0.0)
+    pipeline: CameraPipeline | None = None
+    started = time.perf_counter()
+    frames = 0
+    for pending in video:
+        if pipeline is None:
+            camera = Camera(
+                id="cli",
+                source="cli",
+                reference_resolution=(pending.meta.width, pending.meta.height),
+                lines=lines,
+                max_detect_fps=120,
+            )
+            pipeline = CameraPipeline(camera, detector, video.fps)
+        pipeline.process(pending)
+        frames += 1
+    seconds = time.perf_counter() - started
+    result: dict[str, dict[str, object]] = {}
+    for line in lines:
+        by_direction: dict[str, int] = {}
+        by_class: dict[str, int] = {}
+        totals = pipeline.totals if pipeline else {}
+        for (name, direction, vehicle_class), n in totals.items():
+            if name == line.name:
+                by_direction[direction] = by_direction.get(direction, 0) + n
+                by_class[vehicle_class] = by_class.get(vehicle_class, 0) + n
+        result[line.name] = {
+            "total": sum(by_direction.values()),
+            "by_direction": by_direction,
+            "by_class": by_class,
+        }
+    return {
+        "lines": result,
+        "frames": frames,
+        "seconds": round(seconds, 3),
+        "fps": round(frames / seconds, 2) if seconds > 0 else 0.0,
+    }
+
+
+def _cmd_count(args: argparse.Namespace) -> int:
+    lines = [parse_line(text, i) for i, text in enumerate(args.line)]
+    if len({line.name for line in lines}) != len(lines):
+        raise SystemExit("error: --line names must be unique")
+    settings = ModelSettings(imgsz=args.imgsz, backend=args.backend)
+    model_path = resolve_model_path(args.model, DEFAULT_MODEL)
+    result = count_source(args.source, lines, settings, model_path)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for name, line in result["lines"].items():  # type: ignore[attr-defined]
+            print(f"{name}: {line['total']} {line['by_direction']} {line['by_class']}")
+        print(f"{result['frames']} frames in {result['seconds']} s ({result['fps']} frames/s)")
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(Path(args.config))
+    lines = sum(len(c.lines) for c in config.cameras)
+    zones = sum(len(c.zones) for c in config.cameras)
+    print(f"{args.config}: OK — site {config.site}, {len(config.cameras)} camera(s), "
+          f"{lines} line(s), {zones} zone(s)")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from detector.worker import run_worker
+
+    config = load_config(Path(args.config))
+    return run_worker(config, api_url=args.api_url, model_path=args.model)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m detector",
+        description="Tally edge worker: vehicle counts and congestion; frames never leave memory.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    count = commands.add_parser("count", help="count line crossings over a whole source")
+    count.add_argument("--source", required=True, help="video file, RTSP/HTTP URL or device index")
+    count.add_argument(
+        "--line", action="append", required=True, metavar="X1,Y1,X2,Y2[,NAME]",
+        help="count line in native pixels (repeatable)",
+    )
+    count.add_argument("--model", help=f"weights path (env TALLY_MODEL; default {DEFAULT_MODEL})")
+    count.add_argument("--imgsz", type=int, help="inference size of the long side (default 640)")
+    count.add_argument("--backend", choices=["auto", "torch", "openvino"], default="auto")
+    count.add_argument("--json", action="store_true", help="print one JSON object")
+    count.set_defaults(handler=_cmd_count)
+
+    run = commands.add_parser("run", help="run the long-lived worker that reports to the API")
+    run.add_argument("--config", required=True, help="site config YAML")
+    run.add_argument("--api-url", help="central API base URL (overrides the config)")
+    run.add_argument("--model", help="weights path (overrides TALLY_MODEL and the config)")
+    run.set_defaults(handler=_cmd_run)
+
+    check = commands.add_parser("check-config", help="validate a site config and explain errors")
+    check.add_argument("config", help="site config YAML")
+    check.set_defaults(handler=_cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (SourceError, argparse.ArgumentTypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

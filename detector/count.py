@@ -1,0 +1,135 @@
+"""Counting stage: Tracks -> Crossings of directed count lines.
+
+Rule (the same one the reference counts use): a vehicle counts once when the centre of its
+box crosses the line *segment* between two analysed frames. A track is counted at most once
+per line; its direction is the geometric side it moved to. A track first seen past the
+line is not counted, because it never crossed in view.
+
+Direction labels are geometric in image coordinates: for a line that is more horizontal
+than vertical, ``down`` (towards larger y) and ``up``; otherwise ``right`` and ``left``.
+Sites rename them (``direction_names``), e.g. ``down -> southbound``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.config import CountLine
+from detector.currency import Crossing, FloatArray, Tracks
+
+Vector = tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class PixelLine:
+    """A count line in frame pixels, with the labels of its two crossing directions."""
+
+    name: str
+    start: Vector
+    end: Vector
+    positive_label: str
+    negative_label: str
+
+    @classmethod
+    def from_config(cls, line: CountLine, scale: tuple[float, float]) -> PixelLine:
+        """Scale configured coordinates to pixels and orient the normal geometrically."""
+        (x1, y1), (x2, y2) = line.points
+        start = (x1 * scale[0], y1 * scale[1])
+        end = (x2 * scale[0], y2 * scale[1])
+        if abs(end[0] - start[0]) >= abs(end[1] - start[1]):
+            positive, negative = "down", "up"
+            if end[0] < start[0]:
+                start, end = end, start
+        else:
+            positive, negative = "left", "right"
+            if end[1] < start[1]:
+                start, end = end, start
+        names = line.direction_names
+        return cls(
+            line.name, start, end, names.get(positive, positive), names.get(negative, negative)
+        )
+
+    def side(self, points: FloatArray) -> FloatArray:
+        """Signed distance of points from the infinite line; >= 0 is the positive side.
+
+        Start and end are ordered (left to right, or top to bottom) so that the positive
+        side is below a horizontal line and left of a vertical one.
+        """
+        (x1, y1), (x2, y2) = self.start, self.end
+        dx, dy = x2 - x1, y2 - y1
+        length = float(np.hypot(dx, dy))
+        cross = dx * (points[:, 1] - y1) - dy * (points[:, 0] - x1)
+        return (cross / length).astype(np.float32)
+
+    def along(self, point_a: Vector, point_b: Vector) -> float:
+        """Where the motion a->b meets the line, as a fraction of the segment (0..1 = on it)."""
+        (x1, y1), (x2, y2) = self.start, self.end
+        ax, ay = point_a
+        rx, ry = point_b[0] - ax, point_b[1] - ay
+        sx, sy = x2 - x1, y2 - y1
+        denominator = sx * ry - sy * rx
+        if denominator == 0:
+            return float(((ax - x1) * sx + (ay - y1) * sy) / (sx * sx + sy * sy))
+        return float(((ax - x1) * ry - (ay - y1) * rx) / denominator)
+
+
+@dataclass(slots=True)
+class _TrackState:
+    """What the counter remembers of one track: its last centre and the lines it was counted on."""
+
+    centre: Vector
+    counted_on: set[str] = field(default_factory=set)
+
+
+class LineCounter:
+    """Counts directed crossings of any number of lines; one instance per camera."""
+
+    def __init__(self, lines: list[PixelLine], segment_tolerance: float = 0.02) -> None:
+        self.lines = lines
+        self.segment_tolerance = segment_tolerance
+        self._tracks: dict[int, _TrackState] = {}
+
+    def update(self, tracks: Tracks) -> list[Crossing]:
+        """Advance every track by one analysed frame and return the new crossings."""
+        centres = tracks.centres()
+        crossings: list[Crossing] = []
+        for line in self.lines:
+            sides = line.side(centres)
+            for i, track_id in enumerate(tracks.track_id.tolist()):
+                crossed = self._crossed(
+                    line, track_id, (float(centres[i, 0]), float(centres[i, 1])), float(sides[i])
+                )
+                if crossed is not None:
+                    crossings.append(
+                        Crossing(
+                            line.name, crossed, tracks.vehicle_class[i], tracks.meta.timestamp_s
+                        )
+                    )
+        for i, track_id in enumerate(tracks.track_id.tolist()):
+            state = self._tracks.setdefault(track_id, _TrackState((0.0, 0.0)))
+            state.centre = (float(centres[i, 0]), float(centres[i, 1]))
+        return crossings
+
+    def _crossed(
+        self, line: PixelLine, track_id: int, centre: Vector, side_now: float
+    ) -> str | None:
+        state = self._tracks.get(track_id)
+        if state is None or line.name in state.counted_on:
+            return None
+        side_before = float(line.side(np.array([state.centre], dtype=np.float32))[0])
+        moved_positive = side_before < 0 <= side_now
+        moved_negative = side_before > 0 >= side_now
+        if not (moved_positive or moved_negative):
+            return None
+        t = line.along(state.centre, centre)
+        if not -self.segment_tolerance <= t <= 1 + self.segment_tolerance:
+            return None
+        state.counted_on.add(line.name)
+        return line.positive_label if moved_positive else line.negative_label
+
+    def forget(self, live_track_ids: set[int]) -> None:
+        """Drop state of tracks the tracker no longer holds (bounded memory)."""
+        for track_id in self._tracks.keys() - live_track_ids:
+            del self._tracks[track_id]

@@ -1,0 +1,85 @@
+"""Tracking stage: Detections -> Tracks with throw-away ids (Ultralytics' ByteTrack).
+
+Ids live only in this process and only while a vehicle is in view; lost tracks are
+pruned by ByteTrack's buffer, so memory stays bounded on a 24/7 stream. A track must be
+matched on consecutive frames before it is reported, so one-frame flickers never count.
+"""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from ultralytics.engine.results import Boxes
+from ultralytics.trackers.byte_tracker import BYTETracker
+
+from contract import VEHICLE_CLASSES, VehicleClass
+from detector.currency import Detections, Tracks
+
+CLASS_INDEX: dict[VehicleClass, int] = {name: i for i, name in enumerate(VEHICLE_CLASSES)}
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    """ByteTrack thresholds; the low second-stage threshold keeps weak, distant cars tracked."""
+
+    high_threshold: float = 0.25
+    low_threshold: float = 0.05
+    new_track_threshold: float = 0.2
+    match_threshold: float = 0.8
+    lost_seconds: float = 1.5
+
+
+class VehicleTracker:
+    """ByteTrack over vehicle detections, with a per-track class vote against label flicker."""
+
+    def __init__(self, analysed_fps: float, settings: TrackerSettings | None = None) -> None:
+        self.settings = settings or TrackerSettings()
+        s = self.settings
+        self._tracker = BYTETracker(
+            Namespace(
+                track_high_thresh=s.high_threshold,
+                track_low_thresh=s.low_threshold,
+                new_track_thresh=s.new_track_threshold,
+                track_buffer=max(1, round(s.lost_seconds * analysed_fps)),
+                match_thresh=s.match_threshold,
+                fuse_score=True,
+            )
+        )
+        self._class_votes: dict[int, Counter[VehicleClass]] = {}
+
+    def update(self, detections: Detections) -> Tracks:
+        """Associate this frame's detections with live tracks; return the confirmed ones."""
+        meta = detections.meta
+        class_ids = np.array([CLASS_INDEX[c] for c in detections.vehicle_class], dtype=np.float32)
+        data = np.column_stack((detections.xyxy, detections.confidence, class_ids))
+        rows = self._tracker.update(Boxes(data.reshape(-1, 6), (meta.height, meta.width)))
+        self._forget_removed_tracks()
+        if len(rows) == 0:
+            return Tracks(meta, np.zeros(0, np.int64), np.zeros((0, 4), np.float32), ())
+        track_ids = rows[:, 4].astype(np.int64)
+        detection_index = rows[:, 7].astype(np.int64)
+        classes = tuple(
+            self._vote(
+                int(tid), detections.vehicle_class[int(idx)], float(detections.confidence[idx])
+            )
+            for tid, idx in zip(track_ids, detection_index, strict=True)
+        )
+        return Tracks(meta, track_ids, rows[:, :4].astype(np.float32), classes)
+
+    def _vote(self, track_id: int, vehicle_class: VehicleClass, confidence: float) -> VehicleClass:
+        """Confidence-weighted majority class over the track's life (car/truck flicker)."""
+        votes = self._class_votes.setdefault(track_id, Counter())
+        votes[vehicle_class] += max(1, round(confidence * 100))
+        return votes.most_common(1)[0][0]
+
+    def _forget_removed_tracks(self) -> None:
+        for track_id in self._class_votes.keys() - self.held_track_ids():
+            del self._class_votes[track_id]
+        self._tracker.removed_stracks.clear()
+
+    def held_track_ids(self) -> set[int]:
+        """Ids still held (tracked or lost but recoverable); everything else is forgotten."""
+        return {t.track_id for t in self._tracker.tracked_stracks + self._tracker.lost_stracks}

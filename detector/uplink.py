@@ -1,0 +1,313 @@
+"""Delivers queued interval reports to the central API, at least once.
+
+Reports leave the outbox only when the API has answered for them: acknowledged (2xx),
+kept in a different first version (409, acknowledged and counted), or rejected as invalid
+(400/422, moved to the outbox's dead-letter table, counted). Everything else (no network,
+timeouts, 429, 5xx, bad credentials) keeps every report and retries with backoff, so a
+report is never dropped here. The device token is sent as a bearer header and never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from contract import Heartbeat, IntervalReport, ReportBatch
+from detector.backoff import Backoff
+from detector.config import TOKEN_ENV, ConfigError
+from detector.config import Uplink as UplinkConfig
+from detector.outbox import Outbox, OutboxError
+from detector.source import scrub_credentials
+
+logger = logging.getLogger(__name__)
+
+REPORTS_PATH = "/api/v1/reports"
+HEARTBEAT_PATH = "/api/v1/heartbeat"
+_TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
+"""Visible ASCII only: anything else could break or inject into the HTTP header."""
+_MAX_JSON_NODES = 10_000
+_REASON_CHARS = 300
+
+Settle = Callable[[IntervalReport, str], None]
+
+
+def load_device_token(config: UplinkConfig, environ: Mapping[str, str] = os.environ) -> str:
+    """The device token: ``$TALLY_DEVICE_TOKEN`` beats ``uplink.token_file``."""
+    token = environ.get(TOKEN_ENV)
+    origin = f"${TOKEN_ENV}"
+    if token is None:
+        if config.token_file is None:
+            raise ConfigError(f"no device token: set {TOKEN_ENV} or uplink.token_file")
+        origin = f"uplink.token_file {config.token_file}"
+        try:
+            token = config.token_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{origin}: cannot read: {reason}") from exc
+    token = token.strip()
+    if not token:
+        raise ConfigError(f"{origin} is empty")
+    if not _TOKEN_PATTERN.fullmatch(token):
+        raise ConfigError(f"{origin}: the token must be printable ASCII without spaces")
+    return token
+
+
+class ReportUplink:
+    """Sends outbox reports in batches and heartbeats; one instance per worker thread.
+
+    ``deliver_once`` makes at most one request and returns how long to wait before the
+    next call, so the protocol is testable without sleeping; ``run_forever`` loops it.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: httpx.Client,
+        *,
+        api_url: str,
+        token: str,
+        batch_size: int = 100,
+        backoff: Backoff | None = None,
+        auth_backoff: Backoff | None = None,
+        idle_poll_s: float = 1.0,
+        heartbeat_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not api_url.startswith(("http://", "https://")):
+            raise ConfigError(f"uplink.api_url must be http(s): {scrub_credentials(api_url)}")
+        self._outbox = outbox
+        self._client = client
+        self._base_url = api_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self._batch_size = batch_size
+        self._batch_limit = batch_size
+        self._one_by_one = 0
+        self._backoff = backoff or Backoff(1.0, 300.0)
+        self._auth_backoff = auth_backoff or Backoff(300.0, 3600.0)
+        self._idle_poll_s = idle_poll_s
+        self._heartbeat_s = heartbeat_s
+        self._clock = clock
+        self.delivered = 0
+        self.conflicts = 0
+        self.quarantined = 0
+        self.failures = 0
+
+    @classmethod
+    def from_config(
+        cls,
+        config: UplinkConfig,
+        outbox: Outbox,
+        *,
+        environ: Mapping[str, str] = os.environ,
+    ) -> ReportUplink:
+        """An uplink with its own HTTP client (close it with ``close()``)."""
+        if config.api_url is None:
+            raise ConfigError("uplink.api_url is not set")
+        return cls(
+            outbox,
+            httpx.Client(timeout=config.timeout_s),
+            api_url=config.api_url,
+            token=load_device_token(config, environ),
+            batch_size=config.batch_size,
+            heartbeat_s=config.heartbeat_s,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"ReportUplink({scrub_credentials(self._base_url)!r})"
+
+    def deliver_once(self) -> float:
+        """Send one batch of the oldest pending reports; seconds to wait before the next call."""
+        batch = self._outbox.pending(1 if self._one_by_one else self._batch_limit)
+        if not batch:
+            return self._idle_poll_s
+        body = ReportBatch(reports=batch).model_dump_json()
+        try:
+            response = self._client.post(
+                self._base_url + REPORTS_PATH, content=body, headers=self._headers
+            )
+        except httpx.TransportError as exc:
+            return self._retry_later(f"cannot reach the API ({type(exc).__name__})")
+        return self._handle(batch, response)
+
+    def send_heartbeat(self, heartbeat: Heartbeat) -> bool:
+        """Post a heartbeat once; a lost one is not retried (the next one follows soon)."""
+        try:
+            response = self._client.post(
+                self._base_url + HEARTBEAT_PATH,
+                content=heartbeat.model_dump_json(),
+                headers=self._headers,
+            )
+        except httpx.TransportError as exc:
+            logger.warning("heartbeat not sent: cannot reach the API (%s)", type(exc).__name__)
+            return False
+        if response.is_success:
+            return True
+        logger.warning("heartbeat refused: %s", _describe(response))
+        return False
+
+    def run_forever(
+        self, stop_event: threading.Event, heartbeat: Callable[[], Heartbeat] | None = None
+    ) -> None:
+        """Deliver until ``stop_event`` is set; heartbeats every ``heartbeat_s`` if given."""
+        next_heartbeat = self._clock()
+        while not stop_event.is_set():
+            if heartbeat is not None and self._clock() >= next_heartbeat:
+                self.send_heartbeat(heartbeat())
+                next_heartbeat = self._clock() + self._heartbeat_s
+            try:
+                delay = self.deliver_once()
+            except OutboxError as exc:
+                delay = self._retry_later(f"outbox unusable: {exc}")
+            if heartbeat is not None:
+                delay = min(delay, max(0.0, next_heartbeat - self._clock()))
+            stop_event.wait(delay)
+
+    def _handle(self, batch: list[IntervalReport], response: httpx.Response) -> float:
+        status = response.status_code
+        if response.is_success:
+            self._outbox.ack(r.report_id for r in batch)
+            self.delivered += len(batch)
+            self._settled(len(batch))
+            self._backoff.reset()
+            self._batch_limit = min(self._batch_size, self._batch_limit * 2)
+            return 0.0
+        if status == httpx.codes.CONFLICT:
+            return self._settle_blamed(batch, response, self._accept_conflict)
+        if status in (httpx.codes.BAD_REQUEST, httpx.codes.UNPROCESSABLE_ENTITY):
+            return self._settle_blamed(batch, response, self._quarantine)
+        if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+            return self._wait_for_credentials(status)
+        if status == httpx.codes.REQUEST_ENTITY_TOO_LARGE:
+            return self._shrink_batch(batch)
+        return self._retry_later(_describe(response), _retry_after(response))
+
+    def _settle_blamed(
+        self, batch: list[IntervalReport], response: httpx.Response, settle: Settle
+    ) -> float:
+        """Settle the reports the API blamed; if it blamed none, retry one by one to find them."""
+        blamed = _blamed_reports(batch, response) or (batch if len(batch) == 1 else [])
+        if not blamed:
+            logger.warning(
+                "HTTP %d for a batch of %d without naming a report; isolating one by one",
+                response.status_code,
+                len(batch),
+            )
+            self._one_by_one = len(batch)
+            return 0.0
+        reason = _describe(response)
+        for report in blamed:
+            settle(report, reason)
+        self._settled(len(blamed))
+        return 0.0
+
+    def _accept_conflict(self, report: IntervalReport, reason: str) -> None:
+        self._outbox.ack([report.report_id])
+        self.conflicts += 1
+        logger.warning(
+            "report %s (%s %s): the API keeps a different first version: %s",
+            report.report_id,
+            report.camera_id,
+            report.interval_start.isoformat(),
+            reason,
+        )
+
+    def _quarantine(self, report: IntervalReport, reason: str) -> None:
+        self._outbox.quarantine(report.report_id, reason)
+        self.quarantined += 1
+        logger.error(
+            "report %s (%s %s) rejected as invalid, moved to the dead-letter table: %s",
+            report.report_id,
+            report.camera_id,
+            report.interval_start.isoformat(),
+            reason,
+        )
+
+    def _shrink_batch(self, batch: list[IntervalReport]) -> float:
+        if len(batch) == 1:
+            self._quarantine(batch[0], "HTTP 413: a single report is too large for the API")
+            self._settled(1)
+        else:
+            self._batch_limit = max(1, len(batch) // 2)
+            logger.warning("HTTP 413: batch of %d too large, halving", len(batch))
+        return 0.0
+
+    def _wait_for_credentials(self, status: int) -> float:
+        delay = self._auth_backoff.next_delay()
+        self.failures += 1
+        logger.error(
+            "HTTP %d: the API refused this device's token; keeping %d report(s), "
+            "retrying in %.0f s. Check the token (%s or uplink.token_file) and its camera.",
+            status,
+            self._outbox.backlog(),
+            delay,
+            TOKEN_ENV,
+        )
+        return delay
+
+    def _retry_later(self, reason: str, at_least_s: float = 0.0) -> float:
+        delay = max(self._backoff.next_delay(), min(at_least_s, self._backoff.max_s))
+        self.failures += 1
+        logger.warning("reports not delivered: %s; retrying in %.1f s", reason, delay)
+        return delay
+
+    def _settled(self, count: int) -> None:
+        """Reports left the queue: success resets the credential backoff, isolation counts down."""
+        self._auth_backoff.reset()
+        self._one_by_one = max(0, self._one_by_one - count)
+
+
+def _blamed_reports(batch: list[IntervalReport], response: httpx.Response) -> list[IntervalReport]:
+    """Reports the error body names, by ``report_id``/``report_ids`` or a FastAPI ``loc``
+    such as ``["body", "reports", 3, ...]``."""
+    try:
+        body: object = response.json()
+    except ValueError:
+        return []
+    ids: set[str] = set()
+    positions: set[int] = set()
+    for node in _json_objects(body):
+        named = node.get("report_ids")
+        candidates = [node.get("report_id"), *(named if isinstance(named, list) else [])]
+        ids.update(c for c in candidates if isinstance(c, str))
+        location = node.get("loc")
+        if isinstance(location, list) and location[:2] == ["body", "reports"]:
+            positions.update(p for p in location[2:3] if isinstance(p, int))
+    return [r for i, r in enumerate(batch) if r.report_id in ids or i in positions]
+
+
+def _json_objects(body: object) -> Iterator[dict[str, Any]]:
+    """Every JSON object inside ``body``, bounded so a hostile response cannot stall us."""
+    stack = [body]
+    for _ in range(_MAX_JSON_NODES):
+        if not stack:
+            return
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """Seconds from a ``Retry-After`` header (seconds form only), else 0."""
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "0")))
+    except ValueError:
+        return 0.0
+
+
+def _describe(response: httpx.Response) -> str:
+    """Status and the start of the body, on one line, for logs and dead letters."""
+    excerpt = " ".join(response.text[:_REASON_CHARS].split())
+    return f"HTTP {response.status_code}: {excerpt}" if excerpt else f"HTTP {response.status_code}"

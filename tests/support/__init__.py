@@ -1,0 +1,1 @@
+"""Real local servers and builders shared by tests (loopback only)."""
