@@ -101,7 +101,7 @@ class Health(ContractModel):
 
 
 def interval_report_id(camera_id: str, interval_start: datetime) -> str:
-    """Deterministic id: the same camera and interval always give the same id (idempotent resends)."""
+    """Deterministic id: one camera and interval always give one id (idempotent resends)."""
     stamp = interval_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(uuid.uuid5(REPORT_ID_NAMESPACE, f"{camera_id}/{stamp}"))
 
@@ -122,7 +122,9 @@ class IntervalReport(ContractModel):
         title="Deterministic id of (camera, interval_start)",
     )
     camera_id: Label = Field(title="Camera id")
-    interval_start: datetime = Field(strict=False, title="Interval start, UTC, aligned to interval_seconds")
+    interval_start: datetime = Field(
+        strict=False, title="Interval start, UTC, aligned to interval_seconds"
+    )
     interval_seconds: int = Field(title="Interval length in seconds")
     partial: bool = Field(title="True when the worker started or stopped inside the interval")
     coverage: Share = Field(title="Share of the interval actually processed")

@@ -41,7 +41,9 @@ def parse_line(text: str, index: int) -> CountLine:
     try:
         return CountLine(name=name, points=((x1, y1), (x2, y2)))
     except ValidationError as exc:
-        raise argparse.ArgumentTypeError(f"--line {text!r}: {format_validation_error(exc)}") from exc
+        raise argparse.ArgumentTypeError(
+            f"--line {text!r}: {format_validation_error(exc)}"
+        ) from exc
 
 
 def count_source(
@@ -110,8 +112,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(Path(args.config))
     lines = sum(len(c.lines) for c in config.cameras)
     zones = sum(len(c.zones) for c in config.cameras)
-    print(f"{args.config}: OK — site {config.site}, {len(config.cameras)} camera(s), "
-          f"{lines} line(s), {zones} zone(s)")
+    print(
+        f"{args.config}: OK — site {config.site}, {len(config.cameras)} camera(s), "
+        f"{lines} line(s), {zones} zone(s)"
+    )
     return 0
 
 
@@ -133,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     count = commands.add_parser("count", help="count line crossings over a whole source")
     count.add_argument("--source", required=True, help="video file, RTSP/HTTP URL or device index")
     count.add_argument(
-        "--line", action="append", required=True, metavar="X1,Y1,X2,Y2[,NAME]",
+        "--line",
+        action="append",
+        required=True,
+        metavar="X1,Y1,X2,Y2[,NAME]",
         help="count line in native pixels (repeatable)",
     )
     count.add_argument("--model", help=f"weights path (env TALLY_MODEL; default {DEFAULT_MODEL})")

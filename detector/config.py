@@ -22,7 +22,7 @@ DEFAULT_MODEL = "yolo26n.pt"
 """The official weights name: Ultralytics fetches it for users who are online."""
 
 MODEL_ENV = "TALLY_MODEL"
-TOKEN_ENV = "TALLY_DEVICE_TOKEN"
+TOKEN_ENV = "TALLY_DEVICE_TOKEN"  # noqa: S105 (a variable name, not a secret)
 
 Point = tuple[float, float]
 GEOMETRIC_DIRECTIONS = ("down", "up", "right", "left")
@@ -101,6 +101,9 @@ class Camera(ConfigModel):
     zones: list[Zone] = Field(default_factory=list, max_length=16, title="Congestion zones")
     calibration: Calibration | None = Field(default=None, title="Ground calibration (speeds)")
     interval_seconds: int = Field(default=60, title="Report interval, aligned to the clock")
+    token_file: Path | None = Field(
+        default=None, title="This camera's device token file (multi-camera workers)"
+    )
     max_detect_fps: float = Field(
         default=30.0, gt=0, le=120, title="Analyse at most this many frames per stream second"
     )
@@ -115,7 +118,10 @@ class Camera(ConfigModel):
     @model_validator(mode="after")
     def names_are_unique(self) -> Self:
         """Line and zone names key the counts; duplicates would merge them."""
-        for kind, names in (("line", [x.name for x in self.lines]), ("zone", [z.name for z in self.zones])):
+        for kind, names in (
+            ("line", [x.name for x in self.lines]),
+            ("zone", [z.name for z in self.zones]),
+        ):
             if len(names) != len(set(names)):
                 raise ValueError(f"camera {self.id!r}: {kind} names must be unique")
         return self
@@ -216,4 +222,3 @@ def format_validation_error(exc: ValidationError) -> str:
 def resolve_model_path(cli_value: str | None, configured: str) -> str:
     """--model beats TALLY_MODEL beats the config file."""
     return cli_value or os.environ.get(MODEL_ENV) or configured
-

@@ -27,7 +27,13 @@ from detector.currency import Detections, Frame
 
 log = logging.getLogger(__name__)
 
-COCO_VEHICLE_IDS: dict[int, VehicleClass] = {1: "bicycle", 2: "car", 3: "motorcycle", 5: "bus", 7: "truck"}
+COCO_VEHICLE_IDS: dict[int, VehicleClass] = {
+    1: "bicycle",
+    2: "car",
+    3: "motorcycle",
+    5: "bus",
+    7: "truck",
+}
 """COCO ids of the vehicle classes. ``person`` (0) is never requested from the model."""
 
 STRIDE = 32
@@ -171,7 +177,9 @@ class VehicleDetector:
         if not weights.exists():
             shutil.copyfile(source, weights)
         log.info("exporting %s to OpenVINO at %dx%d (once)", source.name, size[1], size[0])
-        exported = Path(YOLO(str(weights)).export(format="openvino", imgsz=list(size), verbose=False))
+        exported = Path(
+            YOLO(str(weights)).export(format="openvino", imgsz=list(size), verbose=False)
+        )
         if target.exists():
             shutil.rmtree(target)
         exported.rename(target)

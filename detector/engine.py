@@ -121,4 +121,3 @@ class CameraPipeline:
             tracker=VehicleTracker(self.analysed_fps),
         )
         return self._geometry
-

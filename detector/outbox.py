@@ -10,6 +10,7 @@ WAL with ``synchronous=FULL`` makes a returned ``put`` survive ``kill -9`` and p
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -17,7 +18,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from contract import IntervalReport
+
+logger = logging.getLogger(__name__)
 
 DELIVERED_RETENTION_S = 7 * 86400
 
@@ -97,12 +102,27 @@ class Outbox:
             return True
 
     def pending(self, limit: int) -> list[IntervalReport]:
-        """Up to ``limit`` waiting reports, oldest interval first."""
+        """Up to ``limit`` waiting reports, oldest interval first.
+
+        A stored report that no longer validates (say, written under an older contract) is
+        moved to the dead-letter table rather than blocking delivery of all the others.
+        """
+        reports = []
         with self._transaction() as db:
             rows = db.execute(
-                "SELECT body FROM pending ORDER BY interval_start, seq LIMIT ?", (limit,)
+                "SELECT report_id, body FROM pending ORDER BY interval_start, seq LIMIT ?",
+                (limit,),
             ).fetchall()
-        return [IntervalReport.model_validate_json(body) for (body,) in rows]
+            for report_id, body in rows:
+                try:
+                    reports.append(IntervalReport.model_validate_json(body))
+                except ValidationError as exc:
+                    reason = (
+                        f"stored report does not match the contract ({exc.error_count()} errors)"
+                    )
+                    logger.error("outbox %s: report %s: %s", self.path, report_id, reason)
+                    self._move_to_dead_letter(db, report_id, reason)
+        return reports
 
     def ack(self, report_ids: Iterable[str]) -> int:
         """Mark reports delivered; returns how many were pending. Unknown ids are ignored."""
@@ -124,13 +144,7 @@ class Outbox:
     def quarantine(self, report_id: str, reason: str) -> bool:
         """Move a report the API rejected as invalid out of the queue, keeping it for people."""
         with self._transaction() as db:
-            moved = db.execute(
-                "INSERT OR IGNORE INTO dead_letter "
-                "SELECT report_id, interval_start, body, ?, ? FROM pending WHERE report_id = ?",
-                (reason[:_MAX_REASON_CHARS], self._clock(), report_id),
-            ).rowcount
-            db.execute("DELETE FROM pending WHERE report_id = ?", (report_id,))
-        return moved > 0
+            return self._move_to_dead_letter(db, report_id, reason)
 
     def contains(self, report_id: str) -> bool:
         """Whether this interval was already queued, delivered or quarantined."""
@@ -178,6 +192,15 @@ class Outbox:
                 "WHERE name IN ('dropped_total', 'dropped_unreported')",
                 (dropped,),
             )
+
+    def _move_to_dead_letter(self, db: sqlite3.Connection, report_id: str, reason: str) -> bool:
+        moved = db.execute(
+            "INSERT OR IGNORE INTO dead_letter "
+            "SELECT report_id, interval_start, body, ?, ? FROM pending WHERE report_id = ?",
+            (reason[:_MAX_REASON_CHARS], self._clock(), report_id),
+        ).rowcount
+        db.execute("DELETE FROM pending WHERE report_id = ?", (report_id,))
+        return bool(moved)
 
     @staticmethod
     def _known(db: sqlite3.Connection, report_id: str) -> bool:

@@ -73,10 +73,11 @@ def classify_source(uri: str) -> SourceKind:
 
 
 def _describe(exc: Exception) -> str:
-    """A log-safe one-liner for an OpenCV failure (its text may quote the URL)."""
+    """A log-safe one-liner for an open or read failure (OpenCV's text may quote the URL)."""
     if isinstance(exc, _StalledError):
         return "timed out"
-    return scrub_credentials(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
+    lines = str(exc).strip().splitlines()
+    return scrub_credentials(lines[-1] if lines else type(exc).__name__)
 
 
 class SourceError(Exception):

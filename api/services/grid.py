@@ -105,3 +105,18 @@ def floor_local(moment_s: int, size: int, tz: ZoneInfo) -> int:
 def utc_now() -> datetime:
     """The current time (one place, so tests and defaults agree on 'now')."""
     return datetime.now(UTC)
+
+
+def resolve_range(
+    tz: ZoneInfo,
+    start: datetime | None,
+    end: datetime | None,
+    default: timedelta,
+    max_span: timedelta | None = None,
+) -> tuple[datetime, datetime]:
+    """Aware bounds: `end` defaults to now, `start` to `default` before `end`."""
+    last = to_aware(end, tz) if end is not None else utc_now()
+    first = to_aware(start, tz) if start is not None else last - default
+    if max_span is not None and last - first > max_span:
+        raise RangeError(f"the range may span at most {max_span.days} days")
+    return first, last

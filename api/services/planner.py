@@ -38,9 +38,9 @@ from api.responses import (
     ZoneSeriesOut,
 )
 from api.services.counts import CountFilter, CountSeries, GroupField, count_series
-from api.services.grid import BUCKET_SECONDS, BucketName, Grid, make_grid, utc_now
+from api.services.grid import BUCKET_SECONDS, Grid, make_grid, utc_now
 from api.services.rollups import CLASS_COLUMNS, ROLLUP_GRANULARITIES_S
-from api.services.scope import Scope, camera_status
+from api.services.scope import Scope, camera_status, zone_info
 from api.settings import Settings
 from contract import HEAVY_VEHICLE_CLASSES, VEHICLE_CLASSES
 
@@ -165,7 +165,9 @@ def site_detail(session: Session, site: Site) -> SiteDetail:
             lines=[
                 LineOut(
                     name=line.name,
-                    directions=[DirectionOut(geometric=g, label=x) for g, x in line.directions.items()],
+                    directions=[
+                        DirectionOut(geometric=g, label=x) for g, x in line.directions.items()
+                    ],
                 )
                 for line in camera.lines
             ],
@@ -174,7 +176,9 @@ def site_detail(session: Session, site: Site) -> SiteDetail:
         for camera in site.cameras
     ]
     totals = totals_24h(session, [site], now)[site.id]
-    return SiteDetail(**site_brief_fields(site, totals), cameras=cameras, open_data=open_links(site))
+    return SiteDetail(
+        **site_brief_fields(site, totals), cameras=cameras, open_data=open_links(site)
+    )
 
 
 def series_out(result: CountSeries, group_by: Sequence[GroupField]) -> CountSeriesOut:
@@ -298,9 +302,7 @@ ZONE_MEANS = (
 )
 
 
-def zone_series(
-    session: Session, scope: Scope, zone: str | None, grid: Grid
-) -> ZoneSeriesList:
+def zone_series(session: Session, scope: Scope, zone: str | None, grid: Grid) -> ZoneSeriesList:
     """Per-bucket means of each zone measure (sums and counts in SQL, folded here)."""
     granularity = grid.source_granularity((60, *ROLLUP_GRANULARITIES_S))
     start = ZoneRecord.interval_start_s
@@ -336,9 +338,11 @@ def zone_series(
         statement = statement.where(ZoneRecord.zone == zone)
     size = len(grid)
     folded: dict[tuple[str, str], dict[str, list[Any]]] = defaultdict(
-        lambda: {name: [None] * size for name in ("max_vehicles", "los")}
-        | {name: [0.0] * size for name in ("covered", *ZONE_MEANS)}
-        | {f"n_{name}": [0] * size for name in ZONE_MEANS}
+        lambda: (
+            {name: [None] * size for name in ("max_vehicles", "los")}
+            | {name: [0.0] * size for name in ("covered", *ZONE_MEANS)}
+            | {f"n_{name}": [0] * size for name in ZONE_MEANS}
+        )
     )
     k = len(ZONE_MEANS)
     for camera, zone_name, bucket, covered, most, los, *rest in session.execute(statement):
@@ -377,15 +381,16 @@ def zone_series(
         timezone=grid.tz.key,
         from_=grid.iso(grid.start),
         to=grid.iso(grid.end),
-        buckets=[BucketOut(start=grid.iso(s), end=grid.iso(e)) for s, e in zip(grid.starts, grid.ends, strict=True)],
+        buckets=[
+            BucketOut(start=grid.iso(s), end=grid.iso(e))
+            for s, e in zip(grid.starts, grid.ends, strict=True)
+        ],
         series=series,
     )
 
 
 def daily_coverage(session: Session, camera: Camera, tz_name: str, days: int) -> list[DayCoverage]:
     """Coverage and report count per local day, oldest first, from the rollups."""
-    from api.services.scope import zone_info
-
     tz = zone_info(tz_name)
     now = utc_now().astimezone(tz)
     grid = make_grid("1d", tz, now - timedelta(days=days - 1), now, None)
@@ -406,9 +411,7 @@ def daily_coverage(session: Session, camera: Camera, tz_name: str, days: int) ->
             covered[i] += seconds
             reports[i] += n
     return [
-        DayCoverage(
-            date=grid.iso(s).date(), coverage=min(c / (e - s), 1.0), reports=n
-        )
+        DayCoverage(date=grid.iso(s).date(), coverage=min(c / (e - s), 1.0), reports=n)
         for s, e, c, n in zip(grid.starts, grid.ends, covered, reports, strict=True)
     ]
 
@@ -435,7 +438,3 @@ def device_health(session: Session, sites: Sequence[Site], days: int) -> DeviceH
                 )
             )
     return DeviceHealthList(cameras=out)
-
-
-def bucket_size(bucket: BucketName) -> int:
-    return BUCKET_SECONDS[bucket]

@@ -26,7 +26,9 @@ class Scope:
     tz: ZoneInfo
 
 
-def visible_sites(session: Session, include_private: bool, site_id: str | None = None) -> list[Site]:
+def visible_sites(
+    session: Session, include_private: bool, site_id: str | None = None
+) -> list[Site]:
     """Sites the caller may see, optionally just one (404 when it is not visible)."""
     statement = select(Site).order_by(Site.id)
     if not include_private:
@@ -63,9 +65,7 @@ def resolve_scope(
         if not cameras:
             raise NotFoundError(f"camera {camera_id!r} does not exist")
     if line is not None:
-        with_line = set(
-            session.scalars(select(CountLine.camera_id).where(CountLine.name == line))
-        )
+        with_line = set(session.scalars(select(CountLine.camera_id).where(CountLine.name == line)))
         cameras = [c for c in cameras if c.id in with_line]
     zones = {sites[c.site_id].timezone for c in cameras} or {
         s.timezone for s in sites.values() if site_id is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -94,6 +95,21 @@ def test_quarantine_moves_a_report_to_the_dead_letter_table(tmp_path: Path) -> N
     assert outbox.quarantined() == 1
     assert outbox.contains(make_report(0).report_id)
     assert outbox.put(make_report(0)) is False
+
+
+def test_a_stored_report_that_no_longer_validates_is_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    outbox = open_outbox(path)
+    outbox.put(make_report(0))
+    outbox.put(make_report(1))
+    with sqlite3.connect(path) as other_process:
+        other_process.execute(
+            "UPDATE pending SET body = '{\"schema_version\": 0}' WHERE report_id = ?",
+            (make_report(0).report_id,),
+        )
+    assert outbox.pending(10) == [make_report(1)]
+    assert outbox.quarantined() == 1
+    assert outbox.contains(make_report(0).report_id)
 
 
 def test_reports_survive_kill_9(tmp_path: Path) -> None:

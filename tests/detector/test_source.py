@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -211,11 +212,14 @@ def test_credentials_never_reach_logs_or_repr(
     mjpeg_server.stop()  # nothing listens: every attempt is refused and logged
     caplog.set_level(logging.DEBUG, logger="detector.source")
     run = BackgroundSource(url, open_timeout_s=1.0)
-    wait_until(lambda: "reconnecting in" in caplog.text, 5, "a reconnect log line")
+    wait_until(lambda: caplog.text.count("reconnecting in") >= 3, 5, "reconnect log lines")
     text_seen = [caplog.text, repr(run.source)]
     run.stop()
     text_seen.append(caplog.text)
     assert f"http://***@127.0.0.1:{mjpeg_server.port}/stream" in caplog.text
+    delays = re.findall(r"reconnecting in ([0-9.]+) s", caplog.text)
+    assert delays[:3] == ["0.05", "0.10", "0.20"]  # exponential, capped by fast_backoff()
+    assert run.source.reconnects == 1
     for text in text_seen:
         assert "secret" not in text
         assert "user:" not in text

@@ -1,0 +1,5 @@
+"""`python -m api`."""
+
+from api.cli import main
+
+raise SystemExit(main())

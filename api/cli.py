@@ -1,0 +1,196 @@
+"""`python -m api ...`: serve, migrate, and manage sites, cameras and tokens."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from api import migrate
+from api.db import make_engine, make_session_factory, session_scope
+from api.logs import logging_config
+from api.schemas import SiteIn
+from api.services import registry, tokens
+from api.services.errors import DomainError, NotFoundError
+from api.settings import Settings
+from detector.config import ConfigError, load_config
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def run_in_session(settings: Settings, work: Callable[[Session], None]) -> None:
+    """One transaction against the configured database."""
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            work(session)
+    finally:
+        engine.dispose()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    if not args.no_migrate:
+        migrate.upgrade(settings.database_url)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=logging_config(args.log_level.upper()),
+        proxy_headers=args.proxy_headers,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    if args.downgrade:
+        migrate.downgrade(settings.database_url, args.downgrade)
+    else:
+        migrate.upgrade(settings.database_url, args.revision)
+    return 0
+
+
+def cmd_add_site(args: argparse.Namespace, settings: Settings) -> int:
+    spec = SiteIn(
+        id=args.id,
+        name=args.name,
+        road=args.road,
+        lat=args.lat,
+        lon=args.lon,
+        timezone=args.timezone,
+        description=args.description,
+        public=args.public,
+    )
+    run_in_session(settings, lambda s: registry.create_site(s, spec) and None)
+    print(spec.id)
+    return 0
+
+
+def cmd_add_camera(args: argparse.Namespace, settings: Settings) -> int:
+    config = load_config(args.config)
+    configured = next((c for c in config.cameras if c.id == args.camera_id), None)
+    if configured is None:
+        known = ", ".join(c.id for c in config.cameras)
+        raise NotFoundError(f"{args.config}: no camera {args.camera_id!r} (cameras: {known})")
+    spec = registry.camera_from_config(configured, args.site, config.config_version)
+    run_in_session(settings, lambda s: registry.register_camera(s, spec, replace=args.replace) and None)
+    print(spec.id)
+    return 0
+
+
+def cmd_issue_token(args: argparse.Namespace, settings: Settings) -> int:
+    issued: list[tokens.IssuedToken] = []
+    run_in_session(
+        settings,
+        lambda s: issued.append(
+            tokens.issue_device_token(s, settings.secret_key, args.camera, rotate=args.rotate)
+        ),
+    )
+    print(issued[0].token)
+    return 0
+
+
+def cmd_revoke_token(args: argparse.Namespace, settings: Settings) -> int:
+    revoked: list[int] = []
+
+    def revoke(session: Session) -> None:
+        if args.token_id:
+            if not tokens.revoke_token(session, args.token_id):
+                raise NotFoundError(f"no live token {args.token_id!r}")
+            revoked.append(1)
+        else:
+            registry.require_camera(session, args.camera)
+            revoked.append(tokens.revoke_camera_tokens(session, args.camera))
+
+    run_in_session(settings, revoke)
+    print(f"revoked {revoked[0]} token(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_create_admin_token(args: argparse.Namespace, settings: Settings) -> int:
+    issued: list[tokens.IssuedToken] = []
+    run_in_session(
+        settings,
+        lambda s: issued.append(tokens.issue_token(s, settings.secret_key, "admin", None, args.name)),
+    )
+    print(issued[0].token)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m api",
+        description="Tally central API. The database is TALLY_DATABASE_URL "
+        "(default: a SQLite file tally.db in the working directory).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Command, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    serve = add("serve", cmd_serve, "Run the API (migrates the database first)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate on start")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--proxy-headers", action="store_true", help="trust X-Forwarded-For (behind a proxy)"
+    )
+
+    mig = add("migrate", cmd_migrate, "Create or upgrade the schema")
+    mig.add_argument("--revision", default="head", help="target revision (default head)")
+    mig.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION (base: empty)")
+
+    site = add("add-site", cmd_add_site, "Register a site")
+    site.add_argument("--id", required=True, help="site id (lower-case label)")
+    site.add_argument("--name", required=True, help="display name")
+    site.add_argument("--road", default="", help="road name or number")
+    site.add_argument("--lat", type=float, required=True, help="latitude (WGS 84)")
+    site.add_argument("--lon", type=float, required=True, help="longitude (WGS 84)")
+    site.add_argument("--timezone", default="UTC", help="IANA timezone (default UTC)")
+    site.add_argument("--description", default="", help="free text")
+    site.add_argument("--public", action="store_true", help="publish in the open-data feeds")
+
+    camera = add("add-camera", cmd_add_camera, "Register a camera from a worker's site config")
+    camera.add_argument("--config", type=Path, required=True, help="the worker's site.yaml")
+    camera.add_argument("--camera-id", required=True, help="camera id in that file")
+    camera.add_argument("--site", required=True, help="site id the camera belongs to")
+    camera.add_argument("--replace", action="store_true", help="update an existing camera")
+
+    issue = add("issue-token", cmd_issue_token, "Issue a device token (printed on stdout only)")
+    issue.add_argument("--camera", required=True, help="camera id")
+    issue.add_argument("--rotate", action="store_true", help="revoke the camera's other tokens")
+
+    revoke = add("revoke-token", cmd_revoke_token, "Revoke device tokens")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--camera", help="revoke every token of this camera")
+    which.add_argument("--token-id", help="revoke one token by its id")
+
+    admin = add("create-admin-token", cmd_create_admin_token, "Create an admin token (stdout)")
+    admin.add_argument("--name", required=True, help="who or what the token is for")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run, and turn expected failures into a one-line message and exit status 1."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+        handler: Command = args.handler
+        return handler(args, settings)
+    except (DomainError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"error: {problems}", file=sys.stderr)
+    return 1
+

@@ -1,0 +1,224 @@
+"""The long-lived worker: every camera of a site config, reporting to the central API.
+
+One thread per camera runs source -> pipeline -> outbox; one uplink thread per camera
+delivers that camera's outbox with its own device token. The model is loaded once and
+shared (inference is serialised by a lock). SIGINT/SIGTERM stop the sources, close the
+open intervals as partial reports and give the uplinks a moment to deliver; whatever is
+not delivered stays in the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from contract import Heartbeat, IntervalReport, StreamHealth
+from detector.aggregate import HealthCounters
+from detector.config import Camera, SiteConfig, resolve_model_path
+from detector.detect import VehicleDetector
+from detector.engine import CameraPipeline
+from detector.outbox import Outbox, OutboxError
+from detector.source import VideoSource, scrub_credentials
+from detector.uplink import ReportUplink
+
+log = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 10.0
+"""How long a stopping worker keeps delivering before it leaves the rest in the outbox."""
+
+
+def outbox_path(configured: Path, camera_id: str, cameras: int) -> Path:
+    """One outbox per camera; a single-camera site uses the configured file as is."""
+    if cameras == 1:
+        return configured
+    return configured.with_name(f"{configured.stem}-{camera_id}{configured.suffix}")
+
+
+@dataclass(slots=True)
+class CameraWorker:
+    """One camera: its source, pipeline, outbox and uplink."""
+
+    camera: Camera
+    config: SiteConfig
+    detector: VehicleDetector
+    detector_lock: threading.Lock
+    outbox: Outbox
+    source: VideoSource
+    started_at: float = field(default_factory=time.monotonic)
+    pipeline: CameraPipeline | None = None
+    unstored_reports: int = 0
+    skipped_reports: int = 0
+
+    def run(self) -> None:
+        """Process the stream until it ends or the source is stopped, then flush."""
+        log.info("camera %s: reading %s", self.camera.id, scrub_credentials(self.camera.source))
+        for pending in self.source:
+            if self.pipeline is None:
+                self.pipeline = CameraPipeline(
+                    self.camera, self.detector, self.source.fps, self.health, self.detector_lock
+                )
+            self.store(self.pipeline.process(pending))
+        if self.pipeline is not None:
+            self.store(self.pipeline.finish())
+        log.info("camera %s: stream %s", self.camera.id, self.source.state)
+
+    def store(self, reports: list[IntervalReport]) -> None:
+        """Queue reports durably. A full disk is logged and counted, never a crash loop."""
+        for report in reports:
+            try:
+                if not self.outbox.put(report):
+                    self.skipped_reports += 1
+                    log.info(
+                        "camera %s: interval %s already reported by an earlier run; kept that one",
+                        self.camera.id,
+                        report.interval_start.isoformat(),
+                    )
+            except OutboxError as exc:
+                self.unstored_reports += 1
+                log.error(
+                    "camera %s: report lost, outbox unusable (%s); %d lost so far",
+                    self.camera.id,
+                    exc,
+                    self.unstored_reports,
+                )
+
+    def health(self) -> HealthCounters:
+        """Counters for the next report; outbox problems must not stop counting."""
+        try:
+            dropped, backlog = self.outbox.take_dropped(), self.outbox.backlog()
+        except OutboxError:
+            dropped, backlog = 0, 0
+        return HealthCounters(
+            reconnects=self.source.reconnects,
+            stalls=self.source.stalls,
+            dropped_reports=dropped + self.unstored_reports,
+            outbox_backlog=backlog,
+        )
+
+    def heartbeat(self) -> Heartbeat:
+        """Liveness for the API; no traffic data."""
+        fps = (
+            self.pipeline.frames_analysed / max(time.monotonic() - self.started_at, 1e-6)
+            if self.pipeline
+            else 0.0
+        )
+        try:
+            backlog, dropped = self.outbox.backlog(), self.outbox.dropped_total()
+        except OutboxError:
+            backlog, dropped = 0, 0
+        return Heartbeat(
+            camera_id=self.camera.id,
+            sent_at=datetime.now(UTC),
+            uptime_s=time.monotonic() - self.started_at,
+            outbox_backlog=backlog,
+            dropped_reports=dropped + self.unstored_reports,
+            streams=[
+                StreamHealth(
+                    camera_id=self.camera.id,
+                    state=self.source.state,
+                    reconnects=self.source.reconnects,
+                    fps=round(min(fps, 1000.0), 2),
+                )
+            ],
+            config_version=self.config.config_version,
+        )
+
+
+def build_uplink(config: SiteConfig, camera: Camera, outbox: Outbox) -> ReportUplink:
+    """The camera's own token file wins; otherwise $TALLY_DEVICE_TOKEN or uplink.token_file."""
+    if camera.token_file is not None:
+        uplink_config = config.uplink.model_copy(update={"token_file": camera.token_file})
+        return ReportUplink.from_config(uplink_config, outbox, environ={})
+    return ReportUplink.from_config(config.uplink, outbox, environ=os.environ)
+
+
+def run_worker(
+    config: SiteConfig,
+    *,
+    api_url: str | None = None,
+    model_path: str | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run every camera until its stream ends (files) or the worker is told to stop."""
+    if api_url:
+        config = config.model_copy(
+            update={"uplink": config.uplink.model_copy(update={"api_url": api_url})}
+        )
+    stop = stop or threading.Event()
+    detector = VehicleDetector(config.model, resolve_model_path(model_path, config.model.path))
+    lock = threading.Lock()
+    workers = [
+        CameraWorker(
+            camera,
+            config,
+            detector,
+            lock,
+            Outbox(
+                outbox_path(config.outbox.path, camera.id, len(config.cameras)),
+                config.outbox.max_reports,
+            ),
+            VideoSource(camera.source),
+        )
+        for camera in config.cameras
+    ]
+    uplinks = (
+        [build_uplink(config, w.camera, w.outbox) for w in workers] if config.uplink.api_url else []
+    )
+    if not uplinks:
+        log.warning("no uplink.api_url: reports stay in the outbox until one is configured")
+    _stop_on_signals(stop, workers)
+    delivery_stop = threading.Event()
+    threads = [threading.Thread(target=w.run, name=f"camera-{w.camera.id}") for w in workers]
+    threads += [
+        threading.Thread(
+            target=u.run_forever,
+            args=(delivery_stop, w.heartbeat),
+            name=f"uplink-{w.camera.id}",
+            daemon=True,
+        )
+        for u, w in zip(uplinks, workers, strict=False)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads[: len(workers)]:
+        thread.join()
+    _drain(workers, uplinks)
+    delivery_stop.set()
+    for uplink in uplinks:
+        uplink.close()
+    return 0
+
+
+def _drain(workers: list[CameraWorker], uplinks: list[ReportUplink]) -> None:
+    """Give the uplinks a bounded moment to deliver what the streams produced last."""
+    deadline = time.monotonic() + (DRAIN_SECONDS if uplinks else 0)
+    while time.monotonic() < deadline and any(w.outbox.backlog() for w in workers):
+        time.sleep(0.2)
+    for worker in workers:
+        backlog = worker.outbox.backlog()
+        if backlog:
+            log.warning(
+                "camera %s: %d report(s) left in the outbox for the next start",
+                worker.camera.id,
+                backlog,
+            )
+
+
+def _stop_on_signals(stop: threading.Event, workers: list[CameraWorker]) -> None:
+    """SIGINT/SIGTERM: stop reading; the camera threads then flush and the worker exits."""
+
+    def watch() -> None:
+        stop.wait()
+        for worker in workers:
+            worker.source.stop()
+
+    threading.Thread(target=watch, name="stop-watch", daemon=True).start()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
