@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from pydantic import ValidationError
 
@@ -22,8 +24,10 @@ from detector.config import (
     load_config,
     resolve_model_path,
 )
-from detector.engine import CameraPipeline
 from detector.source import SourceError, VideoSource
+
+if TYPE_CHECKING:
+    from detector.engine import CameraPipeline
 
 log = logging.getLogger("detector")
 
@@ -51,10 +55,11 @@ def count_source(
 ) -> dict[str, object]:
     """Run the worker's engine over a whole source and total the crossings per line."""
     from detector.detect import VehicleDetector
+    from detector.engine import CameraPipeline  # imports Ultralytics, which prints on import
 
     detector = VehicleDetector(model, model_path)
     video = VideoSource(source, start_epoch=0.0)
-    pipeline: CameraPipeline | None = None
+    pipeline: CameraPipeline | None = None  # built on the first frame (its size and fps)
     started = time.perf_counter()
     frames = 0
     for pending in video:
@@ -92,15 +97,25 @@ def count_source(
     }
 
 
+def _claim_stdout() -> TextIO:
+    """Keep the real stdout for our JSON and send everything else written to it (library
+    banners, export progress) to stderr, so ``--json`` output is always parseable."""
+    sys.stdout.flush()
+    ours = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    return ours
+
+
 def _cmd_count(args: argparse.Namespace) -> int:
     lines = [parse_line(text, i) for i, text in enumerate(args.line)]
     if len({line.name for line in lines}) != len(lines):
         raise SystemExit("error: --line names must be unique")
     settings = ModelSettings(imgsz=args.imgsz, backend=args.backend)
     model_path = resolve_model_path(args.model, DEFAULT_MODEL)
+    output = _claim_stdout() if args.json else sys.stdout
     result = count_source(args.source, lines, settings, model_path)
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result), file=output, flush=True)
     else:
         for name, line in result["lines"].items():  # type: ignore[attr-defined]
             print(f"{name}: {line['total']} {line['by_direction']} {line['by_class']}")

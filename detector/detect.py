@@ -42,11 +42,25 @@ CACHE_ENV = "TALLY_MODEL_CACHE"
 
 
 def disable_ultralytics_side_effects() -> None:
-    """Telemetry off, offline-friendly; called before any model is loaded."""
-    from ultralytics.utils import SETTINGS
+    """Telemetry off, and Ultralytics' chatter off stdout (``count --json`` owns stdout);
+    called before any model is loaded."""
+    from ultralytics.utils import LOGGER, SETTINGS
 
     if SETTINGS.get("sync"):
         SETTINGS.update({"sync": False})
+    LOGGER.setLevel(max(LOGGER.level, logging.WARNING))
+
+
+def decline_openvino_telemetry() -> None:
+    """OpenVINO's converter collects usage telemetry unless its consent file says no; record
+    the refusal the way its own ``opt_in_out --opt_out`` does, before any conversion."""
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:
+        return
+    checker = OptInChecker()
+    if checker.check(enable_opt_in_dialog=False) != ConsentCheckResult.DECLINED:
+        checker.update_result(ConsentCheckResult.DECLINED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +82,7 @@ class Region:
 
     @classmethod
     def around(
-        cls, points: Sequence[tuple[float, float]], width: int, height: int, margin: float = 0.25
+        cls, points: Sequence[tuple[float, float]], width: int, height: int, margin: float = 0.4
     ) -> Region:
         """Bounding box of the points grown by ``margin`` of the frame size, so vehicles are
         detected well before and after a line; the whole frame when cropping saves little."""
@@ -163,6 +177,7 @@ class VehicleDetector:
         """Export once per (weights, size) into the cache; later starts reuse it."""
         from ultralytics import YOLO
 
+        decline_openvino_telemetry()
         source = Path(self.model_path)
         if not source.exists():
             YOLO(self.model_path)  # official name: let Ultralytics fetch it for online users

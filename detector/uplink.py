@@ -106,13 +106,15 @@ class ReportUplink:
         outbox: Outbox,
         *,
         environ: Mapping[str, str] = os.environ,
+        transport: httpx.BaseTransport | None = None,
     ) -> ReportUplink:
-        """An uplink with its own HTTP client (close it with ``close()``)."""
+        """An uplink with its own HTTP client (close it with ``close()``); ``transport`` is the
+        seam through which tests see every byte sent."""
         if config.api_url is None:
             raise ConfigError("uplink.api_url is not set")
         return cls(
             outbox,
-            httpx.Client(timeout=config.timeout_s),
+            httpx.Client(timeout=config.timeout_s, transport=transport),
             api_url=config.api_url,
             token=load_device_token(config, environ),
             batch_size=config.batch_size,

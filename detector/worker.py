@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+
 from contract import Heartbeat, IntervalReport, StreamHealth
 from detector.aggregate import HealthCounters
 from detector.config import Camera, SiteConfig, resolve_model_path
@@ -130,12 +132,14 @@ class CameraWorker:
         )
 
 
-def build_uplink(config: SiteConfig, camera: Camera, outbox: Outbox) -> ReportUplink:
+def build_uplink(
+    config: SiteConfig, camera: Camera, outbox: Outbox, transport: httpx.BaseTransport | None
+) -> ReportUplink:
     """The camera's own token file wins; otherwise $TALLY_DEVICE_TOKEN or uplink.token_file."""
     if camera.token_file is not None:
         uplink_config = config.uplink.model_copy(update={"token_file": camera.token_file})
-        return ReportUplink.from_config(uplink_config, outbox, environ={})
-    return ReportUplink.from_config(config.uplink, outbox, environ=os.environ)
+        return ReportUplink.from_config(uplink_config, outbox, environ={}, transport=transport)
+    return ReportUplink.from_config(config.uplink, outbox, environ=os.environ, transport=transport)
 
 
 def run_worker(
@@ -144,8 +148,14 @@ def run_worker(
     api_url: str | None = None,
     model_path: str | None = None,
     stop: threading.Event | None = None,
+    transport: httpx.BaseTransport | None = None,
+    start_epoch: float | None = None,
 ) -> int:
-    """Run every camera until its stream ends (files) or the worker is told to stop."""
+    """Run every camera until its stream ends (files) or the worker is told to stop.
+
+    ``start_epoch`` places a replayed file on the clock (default: now); ``transport`` is the
+    HTTP seam (tests capture every byte sent through it).
+    """
     if api_url:
         config = config.model_copy(
             update={"uplink": config.uplink.model_copy(update={"api_url": api_url})}
@@ -163,12 +173,14 @@ def run_worker(
                 outbox_path(config.outbox.path, camera.id, len(config.cameras)),
                 config.outbox.max_reports,
             ),
-            VideoSource(camera.source),
+            VideoSource(camera.source, start_epoch=start_epoch),
         )
         for camera in config.cameras
     ]
     uplinks = (
-        [build_uplink(config, w.camera, w.outbox) for w in workers] if config.uplink.api_url else []
+        [build_uplink(config, w.camera, w.outbox, transport) for w in workers]
+        if config.uplink.api_url
+        else []
     )
     if not uplinks:
         log.warning("no uplink.api_url: reports stay in the outbox until one is configured")

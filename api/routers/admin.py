@@ -12,7 +12,7 @@ from api.services.errors import NotFoundError
 from contract import Label
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-ADMIN_ERRORS = error_responses(401, 404, 409, 413, 422, 429, 503)
+ADMIN_ERRORS = error_responses(400, 401, 404, 409, 413, 422, 429, 503)
 
 
 @router.post(

@@ -7,6 +7,7 @@ from typing import Any
 from api.schemas import ErrorOut
 
 DESCRIPTIONS = {
+    400: "Body is not valid JSON",
     401: "Missing, unknown or revoked token",
     403: "The token may not do this",
     404: "No such site, camera or token",

@@ -49,7 +49,7 @@ BATCH_EXAMPLE = {
     response_model=IngestResult,
     responses={
         409: {"model": IngestResult, "description": "Some reports differ from the stored ones"},
-        **error_responses(401, 403, 413, 422, 429, 503),
+        **error_responses(400, 401, 403, 413, 422, 429, 503),
     },
 )
 def post_reports(
@@ -73,7 +73,7 @@ def post_reports(
     operation_id="post_heartbeat",
     summary="Report worker liveness",
     response_model=HeartbeatResult,
-    responses=error_responses(401, 403, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
 )
 def post_heartbeat(heartbeat: Heartbeat, camera: DeviceDep, session: SessionDep) -> HeartbeatResult:
     """Update the camera's device health (last seen, backlog, stream states)."""

@@ -118,7 +118,7 @@ def get_sites_csv(request: Request, session: SessionDep, settings: SettingsDep) 
 
 GranularityQ = Annotated[open_data.Granularity, Query(description="Bucket size")]
 FromQ = Annotated[datetime | None, Query(alias="from", description="Start (ISO 8601, UTC)")]
-ToQ = Annotated[datetime | None, Query(description="End, exclusive; default now")]
+ToQ = Annotated[datetime | None, Query(alias="to", description="End, exclusive; default now")]
 
 
 def counts_of(

@@ -69,7 +69,11 @@ def count_series(
     group_by: Sequence[GroupField] = (),
     source: Source = "rollup",
 ) -> CountSeries:
-    """The series of `where` over `grid`, one per distinct `group_by` value with data."""
+    """The series of `where` over `grid`, one per `group_by` value counted in the range.
+
+    A series exists once its key has a non-zero count in the range; from then on it reads 0
+    in every watched bucket without traffic and null in every unwatched one.
+    """
     use_raw = source == "raw" or grid.bucket == "1min"
     if not use_raw:
         choices = ROLLUP_GRANULARITIES_S
@@ -95,7 +99,8 @@ def count_series(
             continue
         for vehicle_class, n in counts:
             key = (*key_values, vehicle_class if "vehicle_class" in group_by else None)
-            sums.setdefault(key, [0] * len(grid))[i] += n
+            if n or key in sums:  # rollups hold zeros for every class; raw rows may not
+                sums.setdefault(key, [0] * len(grid))[i] += n
     series = [
         Series(
             key=dict(zip(GROUP_FIELDS, key, strict=True)),
@@ -134,7 +139,7 @@ def fold_coverage(
             moment < grid.end,
         )
     covered = [0.0] * len(grid)
-    for bucket, seconds in session.execute(statement.group_by(moment)).tuples():
+    for bucket, seconds in session.execute(statement.group_by(moment)).all():
         i = grid.index(int(bucket))
         if i is not None:
             covered[i] += float(seconds or 0)

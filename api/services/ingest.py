@@ -109,7 +109,7 @@ def store(session: Session, camera: Camera, prepared: list[PreparedReport]) -> I
             select(IntervalReportRecord.report_id, IntervalReportRecord.payload_sha256).where(
                 IntervalReportRecord.report_id.in_(ids)
             )
-        ).tuples()
+        ).all()
     )
     results: list[ReportResult] = []
     fresh: list[PreparedReport] = []

@@ -90,7 +90,7 @@ def totals_24h(session: Session, sites: Sequence[Site], now: datetime) -> dict[s
             Camera.site_id.in_([s.id for s in sites]),
         )
         .group_by(Camera.site_id)
-    ).tuples()
+    ).all()
     found = {site_id: (float(covered or 0), int(count or 0)) for site_id, covered, count in rows}
     result = {}
     for site in sites:
@@ -402,7 +402,7 @@ def daily_coverage(session: Session, camera: Camera, tz_name: str, days: int) ->
             CameraRollup.bucket_start_s >= grid.start,
             CameraRollup.bucket_start_s < grid.end,
         )
-    ).tuples()
+    ).all()
     covered = [0.0] * len(grid)
     reports = [0] * len(grid)
     for bucket, seconds, n in rows:

@@ -1,0 +1,1 @@
+"""The one-command demo: API on SQLite, a registered demo camera, one worker on a real clip."""

@@ -1,0 +1,347 @@
+"""``python -m tally_demo``: the whole system on one machine, in one command.
+
+It starts the API on a SQLite file, registers a demo site, camera and device token through
+the API's own admin CLI, runs one worker (``python -m detector run``) over a real clip and
+keeps the dashboard up until Ctrl-C. Files replay as fast as the CPU allows: stream time, not
+wall time, drives the 60-s intervals. Every part runs as its own process, exactly as in a
+deployment, and Ctrl-C stops the worker first (it flushes its open interval) and the API last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import httpx
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CLIP = Path("data/video/motorway_cctv_twoway_320x240.avi")
+DEFAULT_MODEL = Path("models/yolo26n_dq.pt")
+SITE_ID = "demo-site"
+CAMERA_ID = "demo-cam"
+START_TIMEOUT_S = 60.0
+WORKER_STOP_TIMEOUT_S = 20.0
+API_STOP_TIMEOUT_S = 10.0
+POLL_S = 1.0
+
+
+def shared_dir() -> Path:
+    """$TALLY_SHARED, else ../shared next to the repository."""
+    return Path(os.environ.get("TALLY_SHARED") or REPO_ROOT.parent / "shared")
+
+
+def site_config(clip: Path, model: Path, outbox: Path, token_file: Path) -> dict[str, object]:
+    """A site config for the clip; the lines are those of the motorway reference counts.
+
+    Coordinates are relative (0-1), so the lines stay sensible on another clip too.
+    """
+    return {
+        "site": SITE_ID,
+        "model": {"path": str(model), "backend": "torch"},
+        "cameras": [
+            {
+                "id": CAMERA_ID,
+                "source": str(clip),
+                "interval_seconds": 60,
+                "lines": [
+                    {
+                        "name": "left-carriageway",
+                        "points": [[100 / 320, 45 / 240], [100 / 320, 112 / 240]],
+                        "direction_names": {"left": "towards", "right": "away"},
+                    },
+                    {
+                        "name": "right-carriageway",
+                        "points": [[140 / 320, 130 / 240], [305 / 320, 130 / 240]],
+                        "direction_names": {"down": "towards", "up": "away"},
+                    },
+                ],
+            }
+        ],
+        "uplink": {"token_file": str(token_file), "heartbeat_s": 10},
+        "outbox": {"path": str(outbox)},
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def say(message: str) -> None:
+    stamp = datetime.now().strftime("%H:%M:%S")
+    print(f"[tally-demo {stamp}] {message}", flush=True)
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    """Everything the demo writes lives in one folder (never in the repository)."""
+
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        return self.root / "tally.db"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "site.yaml"
+
+    @property
+    def token(self) -> Path:
+        return self.root / "device-token"
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox.db"
+
+    def log(self, name: str) -> Path:
+        return self.root / f"{name}.log"
+
+
+class Demo:
+    """The processes of one demo run and how to stop them in order."""
+
+    def __init__(self, paths: DemoPaths, host: str, port: int) -> None:
+        self.paths = paths
+        self.base_url = f"http://{host}:{port}"
+        self.host = host
+        self.port = port
+        self.env = {
+            **os.environ,
+            "TALLY_DATABASE_URL": f"sqlite:///{paths.database}",
+            "TALLY_ENVIRONMENT": "development",
+            "YOLO_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("TALLY_DEVICE_TOKEN", None)
+        self.api: subprocess.Popen[bytes] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self._logs: list[IO[bytes]] = []
+
+    def admin(self, *args: str) -> str:
+        """One `python -m api` admin command; its stdout, or a clear failure."""
+        done = subprocess.run(
+            [sys.executable, "-m", "api", *args],
+            env=self.env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise DemoError(f"python -m api {args[0]} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def register(self) -> None:
+        """Schema, site, camera and device token; skipped when a previous run did it."""
+        self.admin("migrate")
+        if self.paths.token.exists():
+            say(f"reusing the demo site and token in {self.paths.root}")
+            return
+        self.admin(
+            "add-site",
+            *("--id", SITE_ID, "--name", "Tally demo motorway", "--road", "M-demo"),
+            *("--lat", "52.0907", "--lon", "5.1214", "--public"),
+        )
+        self.admin(
+            "add-camera",
+            *("--config", str(self.paths.config), "--camera-id", CAMERA_ID, "--site", SITE_ID),
+        )
+        token = self.admin("issue-token", "--camera", CAMERA_ID)
+        self.paths.token.touch(mode=0o600)
+        self.paths.token.write_text(token + "\n", encoding="utf-8")
+        say(f"registered site {SITE_ID}, camera {CAMERA_ID} and its device token")
+
+    def spawn(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
+        """A child in its own session: Ctrl-C reaches the demo only, which stops it in order."""
+        log = self.paths.log(name).open("ab")
+        self._logs.append(log)
+        return subprocess.Popen(
+            [sys.executable, *args],
+            env=self.env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def start_api(self) -> None:
+        self.api = self.spawn(
+            "api",
+            ["-m", "api", "serve", "--no-migrate", "--host", self.host, "--port", str(self.port)],
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.api.poll() is not None:
+                raise DemoError(f"the API exited ({self.api.returncode}); see {self.log('api')}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise DemoError(f"the API did not answer within {START_TIMEOUT_S:.0f} s")
+
+    def start_worker(self) -> None:
+        self.worker = self.spawn(
+            "worker",
+            [
+                "-m",
+                "detector",
+                "run",
+                "--config",
+                str(self.paths.config),
+                "--api-url",
+                self.base_url,
+            ],
+        )
+
+    def log(self, name: str) -> Path:
+        return self.paths.log(name)
+
+    def stop(self) -> None:
+        """Worker first (it closes its open interval and delivers it), then the API."""
+        for process, timeout in (
+            (self.worker, WORKER_STOP_TIMEOUT_S),
+            (self.api, API_STOP_TIMEOUT_S),
+        ):
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in self._logs:
+            log.close()
+
+
+class DemoError(Exception):
+    """A step of the demo failed; the message says which and where its log is."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What the database holds for the demo camera."""
+
+    reports: int
+    vehicles: int
+    latest: datetime | None
+
+    def describe(self) -> str:
+        latest = f", latest interval {self.latest:%H:%M} UTC" if self.latest else ""
+        return f"reports delivered: {self.reports}, vehicles counted: {self.vehicles}{latest}"
+
+
+def delivered(database: Path) -> Delivered:
+    """Read-only look at the API's SQLite file (WAL lets it run beside the writer)."""
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+            reports, latest = db.execute(
+                "SELECT COUNT(*), MAX(interval_start_s) FROM interval_reports WHERE camera_id = ?",
+                (CAMERA_ID,),
+            ).fetchone()
+            (vehicles,) = db.execute(
+                "SELECT COALESCE(SUM(count), 0) FROM count_rows WHERE camera_id = ?", (CAMERA_ID,)
+            ).fetchone()
+    except sqlite3.Error:
+        return Delivered(0, 0, None)
+    stamp = datetime.fromtimestamp(latest, tz=UTC) if latest is not None else None
+    return Delivered(int(reports), int(vehicles), stamp)
+
+
+def watch(demo: Demo) -> None:
+    """Print progress until the worker ends, then keep serving until interrupted."""
+    assert demo.worker is not None
+    assert demo.api is not None
+    shown = delivered(demo.paths.database)
+    worker_running = True
+    while True:
+        time.sleep(POLL_S)
+        now = delivered(demo.paths.database)
+        if now != shown:
+            say(now.describe())
+            shown = now
+        if demo.api.poll() is not None:
+            raise DemoError(f"the API exited ({demo.api.returncode}); see {demo.log('api')}")
+        if worker_running and demo.worker.poll() is not None:
+            worker_running = False
+            code = demo.worker.returncode
+            outcome = "finished the clip" if code == 0 else f"exited with {code}"
+            say(f"worker {outcome}; {delivered(demo.paths.database).describe()}")
+            say(f"dashboard still at {demo.base_url}/ — press Ctrl-C to stop")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    shared = shared_dir()
+    parser = argparse.ArgumentParser(
+        prog="python -m tally_demo",
+        description="API on SQLite + dashboard + one worker on a real clip, until Ctrl-C.",
+    )
+    parser.add_argument("--clip", type=Path, default=shared / DEFAULT_CLIP, help="video file")
+    parser.add_argument("--model", type=Path, default=shared / DEFAULT_MODEL, help="YOLO weights")
+    parser.add_argument("--host", default="127.0.0.1", help="API bind address")
+    parser.add_argument("--port", type=int, default=8000, help="API port (0: any free port)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="where the database, outbox and logs go (default: temp)"
+    )
+    return parser
+
+
+def prepare(args: argparse.Namespace) -> Demo:
+    for what, path in (("clip", args.clip), ("model", args.model)):
+        if not path.is_file():
+            raise DemoError(f"{what} not found: {path} (set --{what} or TALLY_SHARED)")
+    root = args.data_dir or Path(tempfile.mkdtemp(prefix="tally-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    paths = DemoPaths(root.resolve())
+    config = site_config(args.clip.resolve(), args.model.resolve(), paths.outbox, paths.token)
+    paths.config.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return Demo(paths, args.host, args.port or free_port())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
+    demo: Demo | None = None
+    try:
+        demo = prepare(args)
+        say(f"data folder {demo.paths.root} (database, outbox, logs)")
+        demo.register()
+        demo.start_api()
+        say(f"API       {demo.base_url}/api/v1/meta   (docs: {demo.base_url}/docs)")
+        say(f"dashboard {demo.base_url}/")
+        demo.start_worker()
+        say(
+            f"worker counting {args.clip.name} (60-s intervals on stream time; log: "
+            f"{demo.log('worker')})"
+        )
+        watch(demo)
+    except KeyboardInterrupt:
+        say("stopping: worker first (it flushes its last interval), then the API")
+    except DemoError as exc:
+        say(f"error: {exc}")
+        return 1
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        if demo is not None:
+            demo.stop()
+    assert demo is not None
+    say(f"stopped cleanly; {delivered(demo.paths.database).describe()}")
+    return 0

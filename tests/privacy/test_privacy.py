@@ -1,0 +1,111 @@
+"""Invariant 1, proven on a real run: no imagery leaves memory, only aggregates leave the worker.
+
+A real clip goes through the real model and the real worker under an audit hook. The test
+then checks every file the worker opened for writing, every byte it sent, its outbox and
+its logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contract import Heartbeat, IntervalReport, ReportBatch
+from tests.conftest import MODEL, REPO_ROOT, VIDEO
+
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".avi", ".mp4"}
+MAX_BODY_BYTES = 256 * 1024
+PER_VEHICLE_WORDS = re.compile(r"track|xyxy|bbox|trajector|centroid|\bbox\b", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def audited_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    workdir = tmp_path_factory.mktemp("audited")
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("audited_worker.py")),
+            str(workdir),
+            str(VIDEO / "motorway_cctv_twoway_320x240.avi"),
+            str(MODEL),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["workdir"] = workdir
+    return result
+
+
+def bodies(run: dict[str, Any], path: str) -> list[bytes]:
+    return [base64.b64decode(s["body"]) for s in run["sent"] if s["url"].endswith(path)]
+
+
+@pytest.mark.slow
+def test_only_outbox_logs_and_model_cache_are_written(audited_run: dict[str, Any]) -> None:
+    workdir: Path = audited_run["workdir"]
+    allowed = (
+        str(workdir / "outbox.db"),
+        str(workdir / "worker.log"),
+        str(workdir / "model-cache"),
+        str(workdir / "yolo-config"),
+        # OpenVINO's own opt-out record (detect.decline_openvino_telemetry), never its stats
+        str(Path.home() / "intel" / "openvino_telemetry"),
+    )
+    for path in audited_run["written"]:
+        assert path.startswith(allowed) or path == "/dev/null", f"unexpected write: {path}"
+        assert Path(path).suffix.lower() not in IMAGE_SUFFIXES, path
+    assert not [p for p in workdir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+@pytest.mark.slow
+def test_every_byte_sent_is_contract_aggregates(audited_run: dict[str, Any]) -> None:
+    reports = bodies(audited_run, "/api/v1/reports")
+    assert reports, "the worker sent no report"
+    counted = 0
+    for body in reports + bodies(audited_run, "/api/v1/heartbeat"):
+        assert len(body) < MAX_BODY_BYTES
+        assert not any(magic in body for magic in IMAGE_MAGIC)
+        assert not re.search(rb"[A-Za-z0-9+/]{200,}", body), "base64-like blob in a payload"
+    for body in reports:
+        batch = ReportBatch.model_validate_json(body)
+        counted += sum(row.count for report in batch.reports for row in report.counts)
+        assert not PER_VEHICLE_WORDS.search(body.decode())
+    for body in bodies(audited_run, "/api/v1/heartbeat"):
+        Heartbeat.model_validate_json(body)
+    assert counted > 10, "a real clip with dozens of vehicles must produce counts"
+    assert {s["url"].split("/api/v1/")[1] for s in audited_run["sent"]} <= {"reports", "heartbeat"}
+
+
+@pytest.mark.slow
+def test_outbox_holds_only_contract_reports(audited_run: dict[str, Any]) -> None:
+    db = sqlite3.connect(audited_run["workdir"] / "outbox.db")
+    tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for table in tables:
+        for row in db.execute(f"SELECT * FROM {table}"):  # noqa: S608 (names from sqlite_master)
+            for value in row:
+                if isinstance(value, bytes):
+                    assert not any(m in value for m in IMAGE_MAGIC)
+                if isinstance(value, str) and value.startswith("{"):
+                    IntervalReport.model_validate_json(value)
+                    assert not PER_VEHICLE_WORDS.search(value)
+
+
+@pytest.mark.slow
+def test_logs_carry_no_per_vehicle_data_or_token(audited_run: dict[str, Any]) -> None:
+    log = (audited_run["workdir"] / "worker.log").read_text(encoding="utf-8")
+    assert "device-token-for-the-privacy-test" not in log
+    assert not PER_VEHICLE_WORDS.search(log)
