@@ -25,7 +25,12 @@ typecheck:
 
 test: install install-system  ## install everything, then lint, typecheck and the whole test suite
 	$(MAKE) lint typecheck
-	$(PYTHON) -m pytest tests
+	$(PYTHON) -m pytest tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose" >&2; exit 1; fi; \
+	exit $$rc
 
-bench:
-	$(PYTHON) bench/run_all.py
+bench:  ## speed and size targets, as ratios against baselines in the same run
+	$(PYTHON) bench/bench_detector.py
+	$(PYTHON) bench/bench_api.py
+	$(PYTHON) bench/bench_dashboard.py
+	$(PYTHON) bench/bench_load.py

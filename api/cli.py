@@ -22,7 +22,7 @@ from detector.config import ConfigError, load_config
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
-def run_in_session(settings: Settings, work: Callable[[Session], None]) -> None:
+def run_in_session(settings: Settings, work: Callable[[Session], object]) -> None:
     """One transaction against the configured database."""
     engine = make_engine(settings.database_url)
     try:
@@ -68,7 +68,7 @@ def cmd_add_site(args: argparse.Namespace, settings: Settings) -> int:
         description=args.description,
         public=args.public,
     )
-    run_in_session(settings, lambda s: registry.create_site(s, spec) and None)
+    run_in_session(settings, lambda s: registry.create_site(s, spec))
     print(spec.id)
     return 0
 
@@ -80,7 +80,7 @@ def cmd_add_camera(args: argparse.Namespace, settings: Settings) -> int:
         known = ", ".join(c.id for c in config.cameras)
         raise NotFoundError(f"{args.config}: no camera {args.camera_id!r} (cameras: {known})")
     spec = registry.camera_from_config(configured, args.site, config.config_version)
-    run_in_session(settings, lambda s: registry.register_camera(s, spec, replace=args.replace) and None)
+    run_in_session(settings, lambda s: registry.register_camera(s, spec, replace=args.replace))
     print(spec.id)
     return 0
 
@@ -118,7 +118,9 @@ def cmd_create_admin_token(args: argparse.Namespace, settings: Settings) -> int:
     issued: list[tokens.IssuedToken] = []
     run_in_session(
         settings,
-        lambda s: issued.append(tokens.issue_token(s, settings.secret_key, "admin", None, args.name)),
+        lambda s: issued.append(
+            tokens.issue_token(s, settings.secret_key, "admin", None, args.name)
+        ),
     )
     print(issued[0].token)
     return 0
@@ -193,4 +195,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"error: {problems}", file=sys.stderr)
     return 1
-

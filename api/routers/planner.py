@@ -46,7 +46,9 @@ LineQ = Annotated[Label | None, Query(description="Count line name")]
 DirectionQ = Annotated[Label | None, Query(description="Direction label")]
 ClassQ = Annotated[VehicleClass | None, Query(description="One vehicle class")]
 FromQ = Annotated[datetime | None, Query(alias="from", description="Start (ISO 8601)")]
-ToQ = Annotated[datetime | None, Query(alias="to", description="End, exclusive (ISO 8601); default now")]
+ToQ = Annotated[
+    datetime | None, Query(alias="to", description="End, exclusive (ISO 8601); default now")
+]
 TzQ = Annotated[str | None, Query(max_length=64, description="IANA timezone; default the site's")]
 GroupByQ = Annotated[
     str,

@@ -131,7 +131,7 @@ def fold_coverage(
             start < grid.end,
         )
     else:
-        moment = CameraRollup.bucket_start_s
+        moment = CameraRollup.bucket_start_s.expression
         statement = select(moment, func.sum(CameraRollup.covered_s)).where(
             CameraRollup.granularity_s == granularity,
             CameraRollup.camera_id.in_(where.cameras),

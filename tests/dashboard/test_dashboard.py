@@ -214,3 +214,12 @@ def test_tablet_and_keyboard(browser: Any, seeded: Seeded, tmp_path: Path) -> No
     assert tab.locator("main").get_attribute("data-page") == "health"
     assert_not_blank(tab, tmp_path / "tablet-health.png")
     context.close()
+
+
+def test_a_range_without_data_shows_empty_states(page: Page, seeded: Seeded) -> None:
+    before = seeded.first_day - timedelta(days=30)
+    open_app(page, f"?page=site&site=high-st&from={before}&to={before + timedelta(days=6)}")
+    states = page.locator("figure").evaluate_all("fs => fs.map(f => f.dataset.state)")
+    assert states
+    assert set(states) == {"empty"}
+    assert page.locator(".card-value").first.inner_text() == "no data"

@@ -187,9 +187,7 @@ def test_workers_write_only_their_outbox(compose: dict[str, Any]) -> None:
         config_source = next(s for s, t, _ in bind_mounts(worker) if t == "/etc/tally/site.yaml")
         config = load_config(REPO / config_source)
         assert config.outbox.path.parent == Path(writable[0]), name
-        assert config.model.cache_dir is None or config.model.cache_dir.is_relative_to(
-            writable[0]
-        )
+        assert config.model.cache_dir is None or config.model.cache_dir.is_relative_to(writable[0])
         api_url = urlsplit(config.uplink.api_url or "")
         assert api_url.hostname in services(compose), name
         assert str(api_url.port) in services(compose)[api_url.hostname]["command"], name

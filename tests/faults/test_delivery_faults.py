@@ -97,9 +97,20 @@ def test_api_down_then_back_delivers_every_report_once(
     assert_exactly_once(sqlite_url, camera.id, reports)
 
 
-def run_child(outbox: Path, api: ApiProcess, token: str, camera: str, count: int) -> subprocess.Popen[str]:
+def run_child(
+    outbox: Path, api: ApiProcess, token: str, camera: str, count: int
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.faults.outbox_child", str(outbox), api.url, token, camera, str(count)],
+        [
+            sys.executable,
+            "-m",
+            "tests.faults.outbox_child",
+            str(outbox),
+            api.url,
+            token,
+            camera,
+            str(count),
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -198,5 +209,6 @@ def test_database_restart_under_ingest_is_503_then_recovers(
         back = time.monotonic()
         wait_until(lambda: outbox.backlog() == 0, 60, "the backlog to drain")
         figure("db_restart_recovery_s", time.monotonic() - back)
-    assert api.process is not None and api.process.poll() is None, "the API must survive"
+    assert api.process is not None
+    assert api.process.poll() is None, "the API must survive"
     assert_exactly_once(postgres_url, camera.id, reports)

@@ -1,6 +1,6 @@
 // Reads from the Tally API (same origin). Errors carry the API's own `detail`.
 
-export class ApiError extends Error {}
+class ApiError extends Error {}
 
 export async function getJSON(path, params = {}) {
   const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== '' && v != null));

@@ -1,0 +1,104 @@
+"""The wire contract: one definition, a committed schema, and nothing but numbers and labels."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from contract import IntervalReport, ReportBatch, interval_report_id
+from contract.schema import SCHEMA_PATH, render
+
+START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def report(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "schema_version": 1,
+        "report_id": interval_report_id("cam-1", START),
+        "camera_id": "cam-1",
+        "interval_start": "2026-03-02T08:00:00Z",
+        "interval_seconds": 60,
+        "partial": False,
+        "coverage": 1.0,
+        "frames_processed": 1500,
+        "fps": 25.0,
+        "counts": [{"line": "main", "direction": "down", "vehicle_class": "car", "count": 12}],
+        "zones": [],
+        "health": {"reconnects": 0, "dropped_reports": 0},
+    }
+    body.update(changes)
+    return body
+
+
+def test_committed_schema_matches_the_models() -> None:
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == render(), "run python -m contract.schema"
+
+
+def test_schema_and_models_agree_on_a_valid_report() -> None:
+    batch = {"reports": [report()]}
+    jsonschema.validate(batch, json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+    assert ReportBatch.model_validate(batch).reports[0].counts[0].count == 12
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"image": "/9j/4AAQSkZJRg=="},  # no field can carry anything else
+        {"tracks": [{"id": 1, "x": 10, "y": 20}]},
+        {
+            "counts": [
+                {
+                    "line": "main",
+                    "direction": "down",
+                    "vehicle_class": "car",
+                    "count": 1,
+                    "track_id": 7,
+                }
+            ]
+        },
+        {"counts": [{"line": "../etc", "direction": "down", "vehicle_class": "car", "count": 1}]},
+        {"counts": [{"line": "<script>", "direction": "down", "vehicle_class": "car", "count": 1}]},
+        {"counts": [{"line": "main", "direction": "down", "vehicle_class": "person", "count": 1}]},
+        {"counts": [{"line": "main", "direction": "down", "vehicle_class": "car", "count": -1}]},
+        {"counts": [{"line": "main", "direction": "down", "vehicle_class": "car", "count": "1"}]},
+        {
+            "counts": [
+                {"line": "main", "direction": "down", "vehicle_class": "car", "count": 10**12}
+            ]
+        },
+        {"coverage": 1.5},
+        {"interval_start": "2026-03-02T08:00:30Z"},  # not aligned
+        {"interval_start": "2026-03-02T08:00:00"},  # no timezone
+        {"interval_seconds": 61},
+        {"report_id": "00000000-0000-0000-0000-000000000000"},  # ids are derived, not chosen
+        {"schema_version": 2},
+    ],
+)
+def test_anything_but_aggregates_is_rejected(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        IntervalReport.model_validate(report(**changes))
+
+
+def test_duplicate_rows_are_rejected() -> None:
+    row = {"line": "main", "direction": "down", "vehicle_class": "car", "count": 1}
+    with pytest.raises(ValidationError, match="more than one row"):
+        IntervalReport.model_validate(report(counts=[row, row]))
+
+
+@given(
+    camera=st.from_regex(r"\A[a-z0-9][a-z0-9_-]{0,31}\Z"),
+    minutes=st.integers(min_value=0, max_value=10**6),
+)
+def test_report_ids_are_deterministic_and_distinct(camera: str, minutes: int) -> None:
+    start = START + timedelta(minutes=minutes)
+    assert interval_report_id(camera, start) == interval_report_id(camera, start)
+    assert interval_report_id(camera, start) != interval_report_id(
+        camera, start + timedelta(minutes=1)
+    )
