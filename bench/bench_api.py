@@ -315,9 +315,8 @@ def main() -> None:
             )
             verdict = "ok" if fast < 200 else "over 200 ms"
             ratio = slow / fast
-            print(
-                f"{backend}: {name}: rollup {fast:.0f} ms, raw {slow:.0f} ms ({ratio:.0f}x), {verdict}"
-            )
+            timing = f"rollup {fast:.0f} ms, raw {slow:.0f} ms, {ratio:.0f}x"
+            print(f"{backend} {name}: {timing}, {verdict}")
 
 
 if __name__ == "__main__":

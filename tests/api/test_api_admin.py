@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_testkit import T0, TEST_SECRET, batch, make_report
+from api_testkit import T0, TEST_SECRET, batch, make_report, register
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -79,7 +79,6 @@ def test_admin_endpoints_register_and_manage_tokens(
 
 
 def test_device_token_is_not_an_admin_token(client: TestClient, app: FastAPI) -> None:
-    from api_testkit import register
 
     reg = register(app.state.settings)
     response = client.post("/api/v1/admin/admin-tokens", json={"name": "x"}, headers=reg.auth)

@@ -5,12 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_testkit import T0, Registered, batch, make_report, minutes, register, settings_for
+from api_testkit import (
+    T0,
+    Registered,
+    batch,
+    make_report,
+    minutes,
+    register,
+    settings_for,
+    zone_row,
+)
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 
 from api.app import create_app
+from api.db import session_scope
+from api.services.tokens import revoke_token
 from contract import IntervalReport
 
 CAR_ROW = {"line": "main", "direction": "northbound", "vehicle_class": "car"}
@@ -80,9 +91,6 @@ def test_ingest_without_a_valid_token_is_401(
 
 def test_revoked_token_is_401(client: TestClient, app: FastAPI) -> None:
     reg = register(app.state.settings)
-    from api.db import session_scope
-    from api.services.tokens import revoke_token
-
     with session_scope(app.state.session_factory) as session:
         assert revoke_token(session, reg.token_id)
     response = client.post(
@@ -115,8 +123,6 @@ def test_unknown_line_direction_or_zone_is_rejected_clearly(
     zones: list[dict[str, Any]] | None,
     message: str,
 ) -> None:
-    from api_testkit import zone_row
-
     report = make_report(
         registered.camera, T0, counts, zones=[zone_row(**z) for z in zones] if zones else None
     )

@@ -5,15 +5,28 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from api_testkit import T0, Registered, batch, make_report, minutes, register, zone_row
+from api_testkit import (
+    T0,
+    Registered,
+    batch,
+    make_report,
+    minutes,
+    register,
+    settings_for,
+    zone_row,
+)
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api.app import create_app
+from api.db import session_scope
 from api.services.counts import CountFilter, count_series
 from api.services.grid import BucketName, make_grid
+from api.services.tokens import issue_token
 
 
 def post(client: TestClient, reg: Registered, *reports: Any) -> None:
@@ -193,8 +206,6 @@ def test_rollups_agree_with_raw_rows(app: FastAPI, client: TestClient, bucket: B
         for n in range(40)
     ]
     post(client, reg, *reports)
-    from zoneinfo import ZoneInfo
-
     grid = make_grid(
         bucket, ZoneInfo("Asia/Kolkata"), T0 - timedelta(hours=2), T0 + timedelta(hours=8)
     )
@@ -240,3 +251,19 @@ def test_round_trip_through_asgi_transport(app: FastAPI) -> None:
             "total": 7,
         }
     ]
+
+
+def test_token_mode_hides_private_sites_without_an_admin_token(database_url: str) -> None:
+    settings = settings_for(database_url, planner_access="token")
+    private, public = register(settings, public=False), register(settings, public=True)
+    app = create_app(settings)
+    with session_scope(app.state.session_factory) as session:
+        admin = issue_token(session, settings.secret_key, "admin", None, "planner")
+    with TestClient(app) as client:
+        anonymous = {s["id"] for s in get(client, "/api/v1/sites")["sites"]}
+        assert public.site in anonymous
+        assert private.site not in anonymous
+        assert client.get(f"/api/v1/sites/{private.site}").status_code == 404
+        headers = {"Authorization": f"Bearer {admin.token}"}
+        response = client.get(f"/api/v1/sites/{private.site}", headers=headers)
+        assert response.status_code == 200

@@ -1,5 +1,8 @@
 """Runs the real worker on a real clip under an audit hook; prints what it wrote and sent.
 
+With ``--install`` it runs unaudited once first, as an installer would, so the one-time
+OpenVINO export into the model cache is done before the audited run.
+
 Run as a child process (an audit hook cannot be removed):
 ``python audited_worker.py WORKDIR CLIP MODEL``.
 Every file opened for writing (Python's ``open`` audit event, ``os.open`` with write flags,
@@ -36,11 +39,13 @@ def audit(event: str, args: tuple[Any, ...]) -> None:
 
 def main() -> None:
     workdir, clip, model = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    install_run = len(sys.argv) > 4 and sys.argv[4] == "--install"
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_CONFIG_DIR"] = str(workdir / "yolo-config")
     os.environ["TALLY_MODEL_CACHE"] = str(workdir / "model-cache")
     os.environ["TALLY_DEVICE_TOKEN"] = "device-token-for-the-privacy-test"
-    sys.addaudithook(audit)
+    if not install_run:  # the first run installs (exports the model); the audited one runs
+        sys.addaudithook(audit)
 
     import httpx
 
@@ -66,7 +71,9 @@ def main() -> None:
         {
             "site": "privacy-test",
             "model": {"path": model},
-            "outbox": {"path": str(workdir / "outbox.db")},
+            "outbox": {
+                "path": str(workdir / ("install-outbox.db" if install_run else "outbox.db"))
+            },
             "uplink": {"api_url": "http://tally.test", "heartbeat_s": 5},
             "cameras": [
                 {
