@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -30,21 +31,26 @@ PER_VEHICLE_WORDS = re.compile(r"track|xyxy|bbox|trajector|centroid|\bbox\b", re
 @pytest.fixture(scope="module")
 def audited_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     workdir = tmp_path_factory.mktemp("audited")
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("audited_worker.py")),
-            str(workdir),
-            str(VIDEO / "motorway_cctv_twoway_320x240.avi"),
-            str(MODEL),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO_ROOT,
-        timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    scratch = workdir / "tmp"  # Python's tempfile probes its folder with an empty file
+    scratch.mkdir()
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("audited_worker.py")),
+        str(workdir),
+        str(VIDEO / "motorway_cctv_twoway_320x240.avi"),
+        str(MODEL),
+    ]
+    for extra in (["--install"], []):  # install (exports the model once), then the audited run
+        completed = subprocess.run(
+            command + extra,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO_ROOT,
+            timeout=600,
+            env={**os.environ, "TMPDIR": str(scratch)},
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
     result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     result["workdir"] = workdir
     return result
@@ -61,6 +67,7 @@ def test_only_outbox_and_logs_are_written(audited_run: dict[str, Any]) -> None:
         str(workdir / "outbox.db"),
         str(workdir / "worker.log"),
         str(workdir / "yolo-config"),
+        str(workdir / "tmp"),
     )
     for path in audited_run["written"]:
         assert path.startswith(allowed) or path == "/dev/null", f"unexpected write: {path}"
