@@ -65,8 +65,3 @@ class Settings(BaseSettings):
         if self.environment != "development" and self.secret_key == DEVELOPMENT_SECRET:
             raise ValueError("TALLY_SECRET_KEY must be set to a private value outside development")
         return self
-
-    @property
-    def is_sqlite(self) -> bool:
-        """SQLite needs its own pragmas and a single-writer-friendly pool."""
-        return self.database_url.startswith("sqlite")

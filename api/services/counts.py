@@ -82,31 +82,41 @@ def count_series(
     else:
         choices = (60, *ROLLUP_GRANULARITIES_S)
     granularity = grid.source_granularity(choices)
-    covered = fold_coverage(session, grid, where, granularity, use_raw)
-    cameras = max(len(where.cameras), 1)
-    coverage = [
-        min(c / (grid.ends[i] - grid.starts[i]) / cameras, 1.0) for i, c in enumerate(covered)
-    ]
-    rows = (
-        raw_count_rows(session, grid, where, group_by, granularity)
-        if use_raw
-        else rollup_count_rows(session, grid, where, group_by, granularity)
+    if use_raw:
+        rows = raw_count_rows(session, grid, where, group_by, granularity)
+    else:
+        rows = rollup_count_rows(session, grid, where, group_by, granularity)
+    # the camera rollup carries coverage in the same rows; otherwise it takes its own query
+    camera_level = not use_raw and not needs_lines(where, group_by)
+    covered = (
+        [0.0] * len(grid)
+        if camera_level
+        else fold_coverage(session, grid, where, granularity, use_raw)
     )
     sums: dict[tuple[str | None, ...], list[int]] = {}
-    for moment, key_values, counts in rows:
+    for moment, key_values, counts, seconds in rows:
         i = grid.index(moment)
         if i is None:
             continue
+        covered[i] += seconds
         for vehicle_class, n in counts:
             key = (*key_values, vehicle_class if "vehicle_class" in group_by else None)
-            if n or key in sums:  # rollups hold zeros for every class; raw rows may not
-                sums.setdefault(key, [0] * len(grid))[i] += n
+            values = sums.get(key)
+            if values is None:
+                if not n:  # rollups hold zeros for every class; raw rows may not
+                    continue
+                values = sums[key] = [0] * len(grid)
+            values[i] += n
     series = [
         Series(
             key=dict(zip(GROUP_FIELDS, key, strict=True)),
-            counts=[n if covered[i] > 0 else None for i, n in enumerate(values)],
+            counts=[n if covered[i] > 0 else None for i, n in enumerate(counts)],
         )
-        for key, values in sorted(sums.items(), key=lambda item: [k or "" for k in item[0]])
+        for key, counts in sorted(sums.items(), key=lambda item: [k or "" for k in item[0]])
+    ]
+    cameras = max(len(where.cameras), 1)
+    coverage = [
+        min(c / (grid.ends[i] - grid.starts[i]) / cameras, 1.0) for i, c in enumerate(covered)
     ]
     if not group_by and not series:
         series = [
@@ -146,7 +156,13 @@ def fold_coverage(
     return covered
 
 
-RowOut = tuple[int, tuple[str | None, ...], list[tuple[str, int]]]
+RowOut = tuple[int, tuple[str | None, ...], list[tuple[str, int]], float]
+"""Bucket start, key values, per-class counts, seconds watched (camera rollup only, else 0)."""
+
+
+def needs_lines(where: CountFilter, group_by: Sequence[GroupField]) -> bool:
+    """Lines or directions matter, so the camera-level rollup cannot answer."""
+    return bool(where.line or where.direction or {"line", "direction"} & set(group_by))
 
 
 def key_columns(model: Any, group_by: Sequence[GroupField]) -> list[ColumnElement[Any]]:
@@ -169,13 +185,14 @@ def rollup_count_rows(
     granularity: int,
 ) -> Iterable[RowOut]:
     """Per-class sums from the rollups: the camera rollup unless lines or directions matter."""
-    needs_lines = bool(where.line or where.direction or {"line", "direction"} & set(group_by))
-    model: Any = LineRollup if needs_lines else CameraRollup
+    by_line = needs_lines(where, group_by)
+    model: Any = LineRollup if by_line else CameraRollup
     classes = [where.vehicle_class] if where.vehicle_class else list(VEHICLE_CLASSES)
     keys = key_columns(model, group_by)
     moment = model.bucket_start_s
+    seconds = literal(0.0) if by_line else func.sum(CameraRollup.covered_s)
     statement: Select[Any] = select(
-        moment, *keys, *[func.sum(getattr(model, CLASS_COLUMNS[c])) for c in classes]
+        moment, *keys, seconds, *[func.sum(getattr(model, CLASS_COLUMNS[c])) for c in classes]
     ).where(
         model.granularity_s == granularity,
         model.camera_id.in_(where.cameras),
@@ -188,11 +205,12 @@ def rollup_count_rows(
         statement = statement.where(model.direction == where.direction)
     for row in session.execute(statement.group_by(moment, *keys)):
         values = list(row)
-        sums = values[1 + len(keys) :]
+        sums = values[2 + len(keys) :]
         yield (
             int(values[0]),
             spread_key(values[1 : 1 + len(keys)], group_by),
             [(c, int(n or 0)) for c, n in zip(classes, sums, strict=True)],
+            float(values[1 + len(keys)] or 0),
         )
 
 
@@ -236,4 +254,5 @@ def raw_count_rows(
             int(values[0]),
             spread_key(values[1 : 1 + len(keys)], group_by),
             [(str(values[-2]), int(values[-1] or 0))],
+            0.0,
         )
