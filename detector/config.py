@@ -104,6 +104,9 @@ class Camera(ConfigModel):
     token_file: Path | None = Field(
         default=None, title="This camera's device token file (multi-camera workers)"
     )
+    plays: int = Field(
+        default=1, ge=0, le=1_000_000, title="Times a file source is played (0: forever; demos)"
+    )
     max_detect_fps: float = Field(
         default=30.0, gt=0, le=120, title="Analyse at most this many frames per stream second"
     )

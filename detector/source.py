@@ -221,7 +221,8 @@ class VideoSource:
     for live sources ``clock()`` at grab. ``on_state_change(state, t)`` is called on every
     transition with ``t`` on the same clock, so gaps can be recorded as gaps.
     ``reconnects`` counts entries into ``reconnecting`` (stream losses), ``stalls`` watchdog
-    firings. Iterate once; ``stop()`` may be called from any thread.
+    firings. A file is played ``plays`` times (0: forever), its clock running on across
+    replays. Iterate once; ``stop()`` may be called from any thread.
     """
 
     def __init__(
@@ -234,6 +235,7 @@ class VideoSource:
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
         on_state_change: StateListener | None = None,
+        plays: int = 1,
     ) -> None:
         self._uri = uri
         self._name = scrub_credentials(uri)
@@ -247,6 +249,7 @@ class VideoSource:
         self.reconnects = 0
         self.stalls = 0
         self._start_epoch = start_epoch
+        self._plays_left: int | None = plays if plays > 0 else None
         self._stall_timeout_s = stall_timeout_s
         self._open_timeout_s = open_timeout_s
         self._backoff = backoff or Backoff(1.0, 60.0)
@@ -296,7 +299,8 @@ class VideoSource:
                     self._lose_stream(_describe(exc))
                     return
                 if not grabbed:
-                    self._lose_stream("the stream ended")
+                    if not self._play_again():
+                        self._lose_stream("the stream ended")
                     return
                 yield self._pending(connection)
         finally:
@@ -357,6 +361,15 @@ class VideoSource:
         delay = self._backoff.next_delay()
         logger.warning("%s: %s; reconnecting in %.2f s", self._name, reason, delay)
         self._stop.wait(delay)
+
+    def _play_again(self) -> bool:
+        """Files may be replayed (demos, soak tests); stream time runs on across replays."""
+        if self.is_live:
+            return False
+        if self._plays_left is None:
+            return True
+        self._plays_left -= 1
+        return self._plays_left > 0
 
     def _stream_time(self, index: int) -> float:
         if self.is_live or self._start_epoch is None:

@@ -173,7 +173,7 @@ def run_worker(
                 outbox_path(config.outbox.path, camera.id, len(config.cameras)),
                 config.outbox.max_reports,
             ),
-            VideoSource(camera.source, start_epoch=start_epoch),
+            VideoSource(camera.source, start_epoch=start_epoch, plays=camera.plays),
         )
         for camera in config.cameras
     ]

@@ -43,19 +43,22 @@ def shared_dir() -> Path:
     return Path(os.environ.get("TALLY_SHARED") or REPO_ROOT.parent / "shared")
 
 
-def site_config(clip: Path, model: Path, outbox: Path, token_file: Path) -> dict[str, object]:
+def site_config(
+    clip: Path, model: Path, outbox: Path, token_file: Path, plays: int
+) -> dict[str, object]:
     """A site config for the clip; the lines are those of the motorway reference counts.
 
     Coordinates are relative (0-1), so the lines stay sensible on another clip too.
     """
     return {
         "site": SITE_ID,
-        "model": {"path": str(model), "backend": "torch"},
+        "model": {"path": str(model)},
         "cameras": [
             {
                 "id": CAMERA_ID,
                 "source": str(clip),
                 "interval_seconds": 60,
+                "plays": plays,
                 "lines": [
                     {
                         "name": "left-carriageway",
@@ -300,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir", type=Path, help="where the database, outbox and logs go (default: temp)"
     )
+    parser.add_argument(
+        "--plays",
+        type=int,
+        default=10,
+        help="times the clip is replayed on one running clock, so whole minutes fill the "
+        "dashboard (0: forever; default 10)",
+    )
     return parser
 
 
@@ -310,7 +320,9 @@ def prepare(args: argparse.Namespace) -> Demo:
     root = args.data_dir or Path(tempfile.mkdtemp(prefix="tally-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     paths = DemoPaths(root.resolve())
-    config = site_config(args.clip.resolve(), args.model.resolve(), paths.outbox, paths.token)
+    config = site_config(
+        args.clip.resolve(), args.model.resolve(), paths.outbox, paths.token, args.plays
+    )
     paths.config.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return Demo(paths, args.host, args.port or free_port())
 

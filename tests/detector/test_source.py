@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import re
@@ -223,3 +224,12 @@ def test_credentials_never_reach_logs_or_repr(
     for text in text_seen:
         assert "secret" not in text
         assert "user:" not in text
+
+
+def test_a_file_can_be_replayed_on_one_running_clock(motorway_clip: Path) -> None:
+    source = VideoSource(str(motorway_clip), start_epoch=1_700_000_000.0, plays=2)
+    stamps = [pending.meta.timestamp_s for pending in source]
+    assert len(stamps) == 1500
+    assert stamps[-1] == pytest.approx(1_700_000_000.0 + 1499 / 25)
+    assert all(b > a for a, b in itertools.pairwise(stamps))
+    assert source.state == "ended"
