@@ -155,6 +155,13 @@ class VehicleDetector:
     def _model(self, size: tuple[int, int]) -> Any:
         if size not in self._models:
             self._models[size] = self._load(size)
+            log.info(
+                "model %s loaded (%s) for %dx%d inference",
+                Path(self.model_path).name,
+                self.backend,
+                size[1],
+                size[0],
+            )
         return self._models[size]
 
     def _load(self, size: tuple[int, int]) -> Any:

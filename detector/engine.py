@@ -7,6 +7,7 @@ later stages run; they see boxes only.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -19,16 +20,19 @@ from detector.congestion import GroundCalibration, ZoneMeter, summarise_zone
 from detector.count import LineCounter, PixelLine
 from detector.currency import Crossing, FrameMeta, ZoneSample
 from detector.detect import Region, VehicleDetector
-from detector.source import PendingFrame
+from detector.source import PendingFrame, SourceError
 from detector.track import VehicleTracker
 
 CountKey = tuple[str, str, VehicleClass]
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class _Geometry:
-    """Everything that depends on the frame size, built from the first frame."""
+    """Everything that depends on the frame size, built from the first frame (and rebuilt
+    if a reconnected camera comes back at another resolution)."""
 
+    size: tuple[int, int]
     region: Region
     counter: LineCounter
     zone_meters: list[ZoneMeter]
@@ -69,8 +73,14 @@ class CameraPipeline:
         meta = pending.meta
         if not self._due(meta):
             return []
-        geometry = self._geometry or self._build_geometry(meta.width, meta.height)
-        frame = pending.decode()
+        geometry = self._geometry
+        if geometry is None or geometry.size != (meta.width, meta.height):
+            geometry = self._build_geometry(meta.width, meta.height)
+        try:
+            frame = pending.decode()
+        except SourceError as exc:
+            log.warning("camera %s: frame %d skipped: %s", self.camera.id, meta.index, exc)
+            return []
         with self._detector_lock:
             detections = self.detector.detect(frame, geometry.region)
         del frame  # pixels go no further than the detector
@@ -115,6 +125,7 @@ class CameraPipeline:
         points = [p for line in lines for p in (line.start, line.end)]
         points += [(x * scale[0], y * scale[1]) for zone in camera.zones for x, y in zone.polygon]
         self._geometry = _Geometry(
+            size=(width, height),
             region=Region.around(points, width, height),
             counter=LineCounter(lines),
             zone_meters=[ZoneMeter(zone, scale, calibration) for zone in camera.zones],

@@ -9,9 +9,10 @@ from api.routers.errors import error_responses
 from api.schemas import AdminTokenIn, CameraIn, RevokedOut, SiteIn, TokenOut
 from api.services import registry, tokens
 from api.services.errors import NotFoundError
+from api.strict_json import StrictJsonRoute
 from contract import Label
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], route_class=StrictJsonRoute)
 ADMIN_ERRORS = error_responses(400, 401, 404, 409, 413, 422, 429, 503)
 
 

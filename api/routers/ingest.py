@@ -12,9 +12,10 @@ from api.deps import DeviceDep, SessionDep
 from api.routers.errors import error_responses
 from api.schemas import HeartbeatResult, IngestResult
 from api.services.ingest import ingest_batch, record_heartbeat
+from api.strict_json import StrictJsonRoute
 from contract import Heartbeat, IntervalReport, ReportBatch, interval_report_id
 
-router = APIRouter(prefix="/api/v1", tags=["ingest"])
+router = APIRouter(prefix="/api/v1", tags=["ingest"], route_class=StrictJsonRoute)
 
 EXAMPLE_START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

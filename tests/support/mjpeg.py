@@ -11,6 +11,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
@@ -34,7 +35,8 @@ class MjpegServer:
 
     ``behaviour``: ``stream`` sends frames until stopped; ``hang_after_frames`` sends
     ``hang_after`` frames then keeps the connection open and silent; ``silent`` accepts
-    the request and never answers.
+    the request and never answers. ``frames(i)`` gives the i-th JPEG of a connection
+    (default: one still frame).
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class MjpegServer:
         fps: float = 50.0,
         behaviour: Behaviour = "stream",
         hang_after: int = 60,
+        frames: Callable[[int], bytes] | None = None,
     ) -> None:
         self.fps = fps
         self.behaviour: Behaviour = behaviour
@@ -56,6 +59,7 @@ class MjpegServer:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._frame = synthetic_jpeg(0)
+        self._frames = frames
 
     @property
     def port(self) -> int:
@@ -121,11 +125,12 @@ class MjpegServer:
             if self.behaviour == "hang_after_frames" and sent >= self.hang_after:
                 self._stopping.wait()
                 return
+            frame = self._frames(sent) if self._frames else self._frame
             part = (
                 f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                f"Content-Length: {len(self._frame)}\r\n\r\n"
+                f"Content-Length: {len(frame)}\r\n\r\n"
             ).encode()
-            handler.wfile.write(part + self._frame + b"\r\n")
+            handler.wfile.write(part + frame + b"\r\n")
             handler.wfile.flush()
             sent += 1
             time.sleep(1.0 / self.fps)
