@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from contract import INTERVAL_CHOICES_S, Label
 
 GeometricDirection = Literal["down", "up", "right", "left"]
 GEOMETRIC_DIRECTIONS: tuple[GeometricDirection, ...] = ("down", "up", "right", "left")
 CameraStatus = Literal["online", "offline", "never"]
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+"""Free text: anything but NUL, which PostgreSQL cannot store (it was a 500 there)."""
 
 
 class ApiModel(BaseModel):
@@ -25,12 +34,12 @@ class SiteIn(ApiModel):
     """A site to register."""
 
     id: Label = Field(title="Site id")
-    name: str = Field(min_length=1, max_length=200, title="Display name")
-    road: str = Field(default="", max_length=200, title="Road name or number")
+    name: Text = Field(min_length=1, max_length=200, title="Display name")
+    road: Text = Field(default="", max_length=200, title="Road name or number")
     lat: float = Field(ge=-90, le=90, title="Latitude (WGS 84)")
     lon: float = Field(ge=-180, le=180, title="Longitude (WGS 84)")
-    timezone: str = Field(default="UTC", max_length=64, title="IANA timezone of the site")
-    description: str = Field(default="", max_length=2000, title="Free text")
+    timezone: Text = Field(default="UTC", max_length=64, title="IANA timezone of the site")
+    description: Text = Field(default="", max_length=2000, title="Free text")
     public: bool = Field(default=False, title="Publish in the open-data feeds")
 
     @field_validator("timezone")
@@ -70,7 +79,7 @@ class CameraIn(ApiModel):
 
     id: Label = Field(title="Camera id")
     site_id: Label = Field(title="Site the camera belongs to")
-    name: str = Field(default="", max_length=200, title="Display name (defaults to the id)")
+    name: Text = Field(default="", max_length=200, title="Display name (defaults to the id)")
     interval_seconds: int = Field(default=60, title="Report interval in seconds")
     config_version: int = Field(default=1, ge=0, le=1_000_000, title="Site config revision")
     lines: list[LineIn] = Field(default_factory=list, max_length=32, title="Count lines")
@@ -109,7 +118,7 @@ class RevokedOut(BaseModel):
 class AdminTokenIn(ApiModel):
     """An admin token to create."""
 
-    name: str = Field(min_length=1, max_length=100, title="Who or what the token is for")
+    name: Text = Field(min_length=1, max_length=100, title="Who or what the token is for")
 
 
 class ReportResult(BaseModel):

@@ -1,13 +1,16 @@
 """Strict JSON request bodies: RFC 8259 only, so a body means one thing.
 
-Python's decoder accepts NaN/Infinity (not JSON; a NaN also broke the 422 response, a 500) and
+Python's decoder accepts NaN/Infinity and turns 1e999 into infinity (not JSON; such a value
+also broke the 422 response that echoes it, a 500) and
 lets a repeated key silently win (``{"count": 5, "count": 6}``: what a proxy or log shows is not
-what gets stored). Both are refused with a 400 before validation.
+what gets stored). Both are refused with a 400 before validation, as are bodies that are not
+UTF-8 (RFC 8259 section 8.1).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -17,12 +20,13 @@ from fastapi.routing import APIRoute
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """An object whose keys are all different, or a 400 naming the repeated key."""
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        repeated = next(key for n, (key, _) in enumerate(pairs) if key in dict(pairs[:n]))
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, f"JSON object has the key {repeated!r} more than once"
-        )
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, f"JSON object has the key {key!r} more than once"
+            )
+        obj[key] = value
     return obj
 
 
@@ -31,8 +35,29 @@ def no_constants(name: str) -> float:
     raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{name} is not a JSON number")
 
 
+def finite_float(literal: str) -> float:
+    """1e999 would parse as infinity: as out of range as the NaN literal."""
+    value = float(literal)
+    if not math.isfinite(value):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{literal} is out of range")
+    return value
+
+
 def strict_loads(body: bytes) -> Any:
-    return json.loads(body, object_pairs_hook=unique_keys, parse_constant=no_constants)
+    """UTF-8 only (json.loads would also guess UTF-16/32), and a clear 400 for deep nesting."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not UTF-8") from exc
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=unique_keys,
+            parse_constant=no_constants,
+            parse_float=finite_float,
+        )
+    except RecursionError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "JSON nested too deeply") from exc
 
 
 class StrictJsonRequest(Request):

@@ -23,12 +23,16 @@ CLASS_INDEX: dict[VehicleClass, int] = {name: i for i, name in enumerate(VEHICLE
 
 @dataclass(frozen=True, slots=True)
 class TrackerSettings:
-    """ByteTrack thresholds; the low second-stage threshold keeps weak, distant cars tracked."""
+    """ByteTrack thresholds. The low second-stage threshold keeps weak, distant cars tracked;
+    associating by box overlap alone (not overlap x score) with a looser gate keeps small,
+    fast or partly hidden vehicles on one track at 160x120 and on dense roads, where a
+    broken track would start past the line and never be counted."""
 
     high_threshold: float = 0.25
     low_threshold: float = 0.05
     new_track_threshold: float = 0.2
-    match_threshold: float = 0.8
+    match_threshold: float = 0.9
+    fuse_score: bool = False
     lost_seconds: float = 1.5
 
 
@@ -45,7 +49,7 @@ class VehicleTracker:
                 new_track_thresh=s.new_track_threshold,
                 track_buffer=max(1, round(s.lost_seconds * analysed_fps)),
                 match_thresh=s.match_threshold,
-                fuse_score=True,
+                fuse_score=s.fuse_score,
             )
         )
         self._class_votes: dict[int, Counter[VehicleClass]] = {}

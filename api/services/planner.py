@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, literal, select
@@ -393,7 +393,9 @@ def daily_coverage(session: Session, camera: Camera, tz_name: str, days: int) ->
     """Coverage and report count per local day, oldest first, from the rollups."""
     tz = zone_info(tz_name)
     now = utc_now().astimezone(tz)
-    grid = make_grid("1d", tz, now - timedelta(days=days - 1), now, None)
+    # up to the end of today, so days=1 (today only) is a range, not an empty one
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=tz)
+    grid = make_grid("1d", tz, now - timedelta(days=days - 1), tomorrow, None)
     granularity = grid.source_granularity(ROLLUP_GRANULARITIES_S)
     rows = session.execute(
         select(CameraRollup.bucket_start_s, CameraRollup.covered_s, CameraRollup.reports).where(

@@ -242,3 +242,13 @@ def test_heartbeat_updates_device_health(client: TestClient, registered: Registe
         "/api/v1/heartbeat", json=beat | {"camera_id": "someone-else"}, headers=registered.auth
     )
     assert other.status_code == 403
+
+
+@pytest.mark.parametrize("days", [1, 2, 14])
+def test_device_health_lists_exactly_the_requested_days(
+    client: TestClient, registered: Registered, days: int
+) -> None:
+    response = client.get("/api/v1/devices/health", params={"site": registered.site, "days": days})
+    assert response.status_code == 200, response.text
+    (camera,) = response.json()["cameras"]
+    assert len(camera["coverage_by_day"]) == days

@@ -127,8 +127,7 @@ class MjpegServer:
                 return
             frame = self._frames(sent) if self._frames else self._frame
             part = (
-                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                f"Content-Length: {len(frame)}\r\n\r\n"
+                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame)}\r\n\r\n"
             ).encode()
             handler.wfile.write(part + frame + b"\r\n")
             handler.wfile.flush()

@@ -60,10 +60,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_env(database: Path) -> dict[str, str]:
+def server_env(database_url: str) -> dict[str, str]:
     return {
         **os.environ,
-        "TALLY_DATABASE_URL": f"sqlite:///{database}",
+        "TALLY_DATABASE_URL": database_url,
         "TALLY_ENVIRONMENT": "test",
         "TALLY_SECRET_KEY": SECRET_KEY,
         "TALLY_INGEST_RATE_LIMIT": "100000/minute",
@@ -85,9 +85,9 @@ def wait_for_health(base_url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_server(workdir: Path) -> Iterator[TallyServer]:
-    """`python -m api serve` on a fresh SQLite database in ``workdir``."""
-    env = server_env(workdir / "tally.sqlite3")
+def running_server(workdir: Path, database_url: str | None = None) -> Iterator[TallyServer]:
+    """`python -m api serve` on ``database_url`` (default a fresh SQLite file in ``workdir``)."""
+    env = server_env(database_url or f"sqlite:///{workdir / 'tally.sqlite3'}")
     cli = [sys.executable, "-m", "api"]
     subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
     token = subprocess.run(
