@@ -15,10 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-from contract import INTERVAL_CHOICES_S, Label
+from contract import GEOMETRIC_DIRECTIONS, INTERVAL_CHOICES_S, GeometricDirection, Label
 
-GeometricDirection = Literal["down", "up", "right", "left"]
-GEOMETRIC_DIRECTIONS: tuple[GeometricDirection, ...] = ("down", "up", "right", "left")
 CameraStatus = Literal["online", "offline", "never"]
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 """Free text: anything but NUL, which PostgreSQL cannot store (it was a 500 there)."""

@@ -1,6 +1,7 @@
 """The wire contract shared by the edge worker and the central API."""
 
 from contract.report import (
+    GEOMETRIC_DIRECTIONS,
     HEAVY_VEHICLE_CLASSES,
     INTERVAL_CHOICES_S,
     LABEL_PATTERN,
@@ -8,6 +9,7 @@ from contract.report import (
     SPEED_BIN_EDGES_KMH,
     VEHICLE_CLASSES,
     CountRow,
+    GeometricDirection,
     Health,
     Heartbeat,
     IntervalReport,
@@ -23,6 +25,7 @@ from contract.report import (
 )
 
 __all__ = [
+    "GEOMETRIC_DIRECTIONS",
     "HEAVY_VEHICLE_CLASSES",
     "INTERVAL_CHOICES_S",
     "LABEL_PATTERN",
@@ -30,6 +33,7 @@ __all__ = [
     "SPEED_BIN_EDGES_KMH",
     "VEHICLE_CLASSES",
     "CountRow",
+    "GeometricDirection",
     "Health",
     "Heartbeat",
     "IntervalReport",

@@ -26,6 +26,10 @@ HEAVY_VEHICLE_CLASSES: frozenset[VehicleClass] = frozenset({"bus", "truck"})
 
 LevelOfService = Literal["A", "B", "C", "D", "E", "F"]
 
+GeometricDirection = Literal["down", "up", "right", "left"]
+"""Crossing directions in image coordinates; sites rename them (e.g. down -> southbound)."""
+GEOMETRIC_DIRECTIONS: tuple[GeometricDirection, ...] = ("down", "up", "right", "left")
+
 SPEED_BIN_EDGES_KMH: tuple[int, ...] = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130)
 """Lower edges of the speed histogram bins; the last bin is open-ended (>= 130 km/h)."""
 

@@ -15,7 +15,13 @@ from typing import Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from contract import INTERVAL_CHOICES_S, VEHICLE_CLASSES, Label, VehicleClass
+from contract import (
+    INTERVAL_CHOICES_S,
+    VEHICLE_CLASSES,
+    GeometricDirection,
+    Label,
+    VehicleClass,
+)
 
 CONFIG_VERSION: Literal[1] = 1
 DEFAULT_MODEL = "yolo26n.pt"
@@ -25,7 +31,6 @@ MODEL_ENV = "TALLY_MODEL"
 TOKEN_ENV = "TALLY_DEVICE_TOKEN"  # noqa: S105 (a variable name, not a secret)
 
 Point = tuple[float, float]
-GEOMETRIC_DIRECTIONS = ("down", "up", "right", "left")
 
 
 class ConfigModel(BaseModel):
@@ -39,7 +44,7 @@ class CountLine(ConfigModel):
 
     name: Label = Field(title="Line name")
     points: tuple[Point, Point] = Field(title="Two end points (relative 0-1 or reference pixels)")
-    direction_names: dict[Literal["down", "up", "right", "left"], Label] = Field(
+    direction_names: dict[GeometricDirection, Label] = Field(
         default_factory=dict,
         title="Rename geometric directions, e.g. {down: southbound, up: northbound}",
     )
