@@ -96,14 +96,16 @@ export function drawSeries(figure, { starts, ends, series, gaps, unit, kind = 'l
     legend: { type: 'scroll', top: 0 },
     tooltip: { trigger: 'axis', valueFormatter: (v) => show(v, format) },
     xAxis: { type: 'category', data: starts, boundaryGap: kind === 'bar' },
-    yAxis: { type: 'value', name: unit, nameLocation: 'end', ...yAxis },
+    yAxis: { type: 'value', name: unit, nameLocation: 'end', nameTextStyle: { align: 'left' }, ...yAxis },
     dataZoom: many ? [{ type: 'inside' }, { type: 'slider', height: 18, bottom: 8 }] : [],
     series: series.map((s, i) => ({
       name: s.name,
       type: kind,
       data: s.values,
       connectNulls: false,
-      showSymbol: !many,
+      showSymbol: true, // a bucket between two gaps must stay visible even on long ranges
+      showAllSymbol: true,
+      symbolSize: many ? 3 : 6,
       step: s.step || false,
       markArea: i === 0 && runs.length ? gapArea(runs, starts.length) : undefined,
     })),
@@ -124,7 +126,7 @@ export function drawBars(figure, { categories, values, unit, labels }) {
   figure.draw({
     tooltip: { trigger: 'axis' },
     xAxis: { type: 'category', data: categories },
-    yAxis: { type: 'value', name: unit },
+    yAxis: { type: 'value', name: unit, nameTextStyle: { align: 'left' } },
     series: [{ type: 'bar', data: values, label: { show: true, position: 'top', formatter: ({ dataIndex }) => labels[dataIndex] } }],
   }, {
     points: categories.length,
