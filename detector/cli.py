@@ -53,7 +53,11 @@ def parse_line(text: str, index: int) -> CountLine:
 def count_source(
     source: str, lines: list[CountLine], model: ModelSettings, model_path: str
 ) -> dict[str, object]:
-    """Run the worker's engine over a whole source and total the crossings per line."""
+    """Run the worker's engine over a whole source and total the crossings per line.
+
+    ``seconds`` and ``fps`` measure processing once the model is ready: the first frame,
+    which loads the model (and on a first run exports it), is timed as ``startup_seconds``.
+    """
     from detector.detect import VehicleDetector
     from detector.engine import CameraPipeline  # imports Ultralytics, which prints on import
 
@@ -75,9 +79,9 @@ def count_source(
             pipeline = CameraPipeline(camera, detector, video.fps)
         pipeline.process(pending)
         frames += 1
-        if frames == 1:  # the first frame loads (and on a first run exports) the model
+        if frames == 1:  # the first frame loads (on a first run also exports) the model
             startup = time.perf_counter() - started
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started - startup
     result: dict[str, dict[str, object]] = {}
     for line in lines:
         by_direction: dict[str, int] = {}
@@ -96,7 +100,7 @@ def count_source(
         "lines": result,
         "frames": frames,
         "seconds": round(seconds, 3),
-        "fps": round(frames / seconds, 2) if seconds > 0 else 0.0,
+        "fps": round(max(frames - 1, 0) / seconds, 2) if seconds > 0 else 0.0,
         "startup_seconds": round(startup, 3),
     }
 
