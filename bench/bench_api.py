@@ -39,7 +39,8 @@ from api.services import registry, tokens
 from api.services.counts import CountFilter, count_series
 from api.services.grid import make_grid
 from api.settings import Settings
-from contract import VEHICLE_CLASSES, IntervalReport, interval_report_id
+from contract import VEHICLE_CLASSES, CountRow
+from contract.examples import full_interval_report
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -101,23 +102,11 @@ def register_cameras(config: Settings, session_factory: object, count: int) -> d
 def report_json(camera: str, start: datetime) -> dict[str, object]:
     """A realistic 1-minute report: 2 directions x 3 classes."""
     counts = [
-        {"line": "main", "direction": d, "vehicle_class": c, "count": (i + 3 * j) % 7}
+        CountRow(line="main", direction=d, vehicle_class=c, count=(i + 3 * j) % 7)
         for i, d in enumerate(("in", "out"))
         for j, c in enumerate(("car", "truck", "bus"))
     ]
-    return IntervalReport(
-        report_id=interval_report_id(camera, start),
-        camera_id=camera,
-        interval_start=start,
-        interval_seconds=60,
-        partial=False,
-        coverage=1.0,
-        frames_processed=900,
-        fps=15.0,
-        counts=counts,  # type: ignore[arg-type]
-        zones=[],
-        health={"reconnects": 0, "dropped_reports": 0},  # type: ignore[arg-type]
-    ).model_dump(mode="json")
+    return full_interval_report(camera, start, counts).model_dump(mode="json")
 
 
 def bench_ingest(url: str, live_minutes: int, backlog_hours: int) -> dict[str, float]:

@@ -41,7 +41,8 @@ from api import migrate  # noqa: E402
 from api.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from api.schemas import CameraIn, LineIn, SiteIn  # noqa: E402
 from api.services import registry, tokens  # noqa: E402
-from contract import CountRow, Health, IntervalReport, interval_report_id  # noqa: E402
+from contract import CountRow  # noqa: E402
+from contract.examples import full_interval_report  # noqa: E402
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SECRET = "load-bench-secret-0123456789"
@@ -136,23 +137,12 @@ def api_server(url: str, workers: int, workdir: Path) -> Iterator[str]:
 
 
 def report(camera: str, minute: int) -> dict[str, Any]:
+    counts = [
+        CountRow(line="main", direction="in", vehicle_class="car", count=minute % 9 + 1),
+        CountRow(line="main", direction="out", vehicle_class="truck", count=1),
+    ]
     start = BASE + timedelta(minutes=minute)
-    return IntervalReport(
-        report_id=interval_report_id(camera, start),
-        camera_id=camera,
-        interval_start=start,
-        interval_seconds=60,
-        partial=False,
-        coverage=1.0,
-        frames_processed=600,
-        fps=10.0,
-        counts=[
-            CountRow(line="main", direction="in", vehicle_class="car", count=minute % 9 + 1),
-            CountRow(line="main", direction="out", vehicle_class="truck", count=1),
-        ],
-        zones=[],
-        health=Health(reconnects=0, dropped_reports=0),
-    ).model_dump(mode="json")
+    return full_interval_report(camera, start, counts, fps=10.0).model_dump(mode="json")
 
 
 @dataclass

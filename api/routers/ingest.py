@@ -13,7 +13,8 @@ from api.routers.errors import error_responses
 from api.schemas import HeartbeatResult, IngestResult
 from api.services.ingest import ingest_batch, record_heartbeat
 from api.strict_json import StrictJsonRoute
-from contract import Heartbeat, IntervalReport, ReportBatch, interval_report_id
+from contract import CountRow, Heartbeat, ReportBatch
+from contract.examples import full_interval_report
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"], route_class=StrictJsonRoute)
 
@@ -22,20 +23,8 @@ EXAMPLE_START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 def example_report(start: datetime) -> dict[str, Any]:
     """A valid report for the docs, built with the contract so it can never drift from it."""
-    report = IntervalReport(
-        report_id=interval_report_id("cam-1", start),
-        camera_id="cam-1",
-        interval_start=start,
-        interval_seconds=60,
-        partial=False,
-        coverage=1.0,
-        frames_processed=900,
-        fps=15.0,
-        counts=[{"line": "main", "direction": "northbound", "vehicle_class": "car", "count": 12}],  # type: ignore[list-item]
-        zones=[],
-        health={"reconnects": 0, "dropped_reports": 0},  # type: ignore[arg-type]
-    )
-    return report.model_dump(mode="json")
+    row = CountRow(line="main", direction="northbound", vehicle_class="car", count=12)
+    return full_interval_report("cam-1", start, [row]).model_dump(mode="json")
 
 
 BATCH_EXAMPLE = {
