@@ -80,9 +80,10 @@ class VehicleTracker:
         return votes.most_common(1)[0][0]
 
     def _forget_removed_tracks(self) -> None:
+        """Drop class votes of tracks ByteTrack no longer holds. (ByteTrack itself bounds its
+        removed-track history; clearing it would stop lost tracks from ever being pruned.)"""
         for track_id in self._class_votes.keys() - self.held_track_ids():
             del self._class_votes[track_id]
-        self._tracker.removed_stracks.clear()
 
     def held_track_ids(self) -> set[int]:
         """Ids still held (tracked or lost but recoverable); everything else is forgotten."""
