@@ -55,6 +55,7 @@ class CameraWorker:
     started_at: float = field(default_factory=time.monotonic)
     pipeline: CameraPipeline | None = None
     unstored_reports: int = 0
+    unstored_reported: int = 0
     skipped_reports: int = 0
 
     def run(self) -> None:
@@ -96,10 +97,12 @@ class CameraWorker:
             dropped, backlog = self.outbox.take_dropped(), self.outbox.backlog()
         except OutboxError:
             dropped, backlog = 0, 0
+        unstored = self.unstored_reports - self.unstored_reported
+        self.unstored_reported = self.unstored_reports
         return HealthCounters(
             reconnects=self.source.reconnects,
             stalls=self.source.stalls,
-            dropped_reports=dropped + self.unstored_reports,
+            dropped_reports=dropped + unstored,  # both: since the previous report
             outbox_backlog=backlog,
         )
 

@@ -136,6 +136,8 @@ def test_full_disk_is_a_clear_error_and_counted_drops_not_a_crash(
     assert "full" in caplog.text  # SQLite's 'database or disk is full', not a traceback
     assert worker.health().dropped_reports == len(lost), "the next report carries the drops"
     assert worker.heartbeat().dropped_reports == len(lost)
+    assert worker.health().dropped_reports == 0, "a drop is reported once, not in every report"
+    assert worker.heartbeat().dropped_reports == len(lost), "the heartbeat keeps the total"
     with pytest.raises(OutboxError, match="full"):
         outbox.put(make_report(9))
     filler.unlink()  # space comes back: the same worker goes on, nothing queued is lost
