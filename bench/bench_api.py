@@ -17,21 +17,18 @@ import argparse
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 # run as a script from anywhere: the repository root holds the packages
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api import migrate
 from api.app import create_app
 from api.db import session_scope
 from api.schemas import CameraIn, LineIn, SiteIn
@@ -41,8 +38,8 @@ from api.services.grid import make_grid
 from api.settings import Settings
 from contract import VEHICLE_CLASSES, CountRow
 from contract.examples import full_interval_report
+from tests.support.databases import migrated_database
 
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 START = datetime(2025, 1, 1, tzinfo=UTC)
 CAMERAS_INGEST = 100
 CAMERAS_QUERY = 20
@@ -52,22 +49,11 @@ BUDGET_S = 2.4 * 3600
 @contextmanager
 def database(backend: str) -> Iterator[str]:
     """A fresh, migrated database of the given kind, removed afterwards."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{tmp}/bench.db"
-            migrate.upgrade(url)
-            yield url
-        return
-    name = f"tally_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        migrate.upgrade(url)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        migrated_database(backend, Path(tmp) / "bench.db", "tally_bench") as url,
+    ):
         yield url
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def settings(url: str) -> Settings:

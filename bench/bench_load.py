@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,20 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from api import migrate  # noqa: E402
 from api.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from api.schemas import CameraIn, LineIn, SiteIn  # noqa: E402
 from api.services import registry, tokens  # noqa: E402
 from contract import CountRow  # noqa: E402
 from contract.examples import full_interval_report  # noqa: E402
+from tests.support.databases import migrated_database  # noqa: E402
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SECRET = "load-bench-secret-0123456789"
 UPLINK_BATCH = 100
 BASE = datetime(2026, 2, 2, 0, 0, tzinfo=UTC)
@@ -61,21 +58,8 @@ def free_port() -> int:
 @contextmanager
 def database(backend: str, workdir: Path) -> Iterator[str]:
     """A fresh migrated database; PostgreSQL ones are dropped afterwards."""
-    if backend == "sqlite":
-        url = f"sqlite:///{workdir / 'load.db'}"
-        migrate.upgrade(url)
+    with migrated_database(backend, workdir / "load.db", "tally_load") as url:
         yield url
-        return
-    name = f"tally_load_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def register(url: str, cameras: int) -> dict[str, str]:

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from api_testkit import Registered, register, settings_for
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api import migrate
 from api.app import create_app
-
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def create_postgres_database() -> str:
-    """A new empty database on the local server; returns its name."""
-    name = f"tally_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
-
-
-def drop_postgres_database(name: str) -> None:
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.support.databases import migrated_database, scratch_postgres_database
 
 
 @pytest.fixture
@@ -38,11 +21,8 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'tally.db'}"
         return
-    name = create_postgres_database()
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        drop_postgres_database(name)
+    with scratch_postgres_database("tally_test") as url:
+        yield url
 
 
 def backend_params() -> list[Any]:
@@ -54,18 +34,9 @@ def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A migrated database shared by a session's tests (each test registers its own ids)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'tally.db'}"
-        migrate.upgrade(url)
+    sqlite_file = tmp_path_factory.mktemp("db") / "tally.db"
+    with migrated_database(request.param, sqlite_file, "tally_test") as url:
         yield url
-        return
-    name = create_postgres_database()
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        drop_postgres_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -22,10 +21,10 @@ from api import migrate
 from api.db import make_engine, make_session_factory, session_scope
 from api.schemas import CameraIn, LineIn, SiteIn
 from api.services import registry, tokens
+from tests.support.databases import scratch_postgres_database
 from tests.support.tally_api import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SECRET = "fault-test-secret-0123456789"
 START_TIMEOUT_S = 30.0
 
@@ -154,16 +153,8 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh migrated database on the shared server, dropped afterwards."""
-    name = f"tally_fault_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    try:
-        migrate.upgrade(url)
+    with scratch_postgres_database("tally_fault", migrated=True) as url:
         yield url
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ from contract import IntervalReport, ReportBatch
 from detector.backoff import Backoff
 from detector.outbox import Outbox
 from detector.uplink import ReportUplink
-from tests.faults.conftest import POSTGRES_ADMIN_URL, REPO, ApiProcess, register_camera, stored
+from tests.faults.conftest import REPO, ApiProcess, register_camera, stored
+from tests.support.databases import POSTGRES_ADMIN_URL
 from tests.support.reports import make_report
 from tests.support.waiting import wait_until
 
