@@ -96,23 +96,26 @@ class LineCounter:
 
     def update(self, tracks: Tracks) -> list[Crossing]:
         """Advance every track by one analysed frame and return the new crossings."""
-        centres = tracks.centres()
+        centre_array = tracks.centres()
+        centres = [(float(x), float(y)) for x, y in centre_array]
+        track_ids = tracks.track_id.tolist()
         crossings: list[Crossing] = []
         for line in self.lines:
-            sides = line.side(centres)
-            for i, track_id in enumerate(tracks.track_id.tolist()):
-                crossed = self._crossed(
-                    line, track_id, (float(centres[i, 0]), float(centres[i, 1])), float(sides[i])
-                )
-                if crossed is not None:
+            sides = line.side(centre_array)
+            for i, track_id in enumerate(track_ids):
+                direction = self._crossed(line, track_id, centres[i], float(sides[i]))
+                if direction is not None:
                     crossings.append(
                         Crossing(
-                            line.name, crossed, tracks.vehicle_class[i], tracks.meta.timestamp_s
+                            line.name, direction, tracks.vehicle_class[i], tracks.meta.timestamp_s
                         )
                     )
-        for i, track_id in enumerate(tracks.track_id.tolist()):
-            state = self._tracks.setdefault(track_id, _TrackState((0.0, 0.0)))
-            state.centre = (float(centres[i, 0]), float(centres[i, 1]))
+        for track_id, centre in zip(track_ids, centres, strict=True):
+            state = self._tracks.get(track_id)
+            if state is None:
+                self._tracks[track_id] = _TrackState(centre)
+            else:
+                state.centre = centre
         return crossings
 
     def _crossed(
