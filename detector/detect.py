@@ -2,10 +2,11 @@
 
 The frame is read here and nowhere after: the stage returns boxes only. Ultralytics'
 saving, plotting, showing and telemetry are switched off. On CPU, a ``.pt`` model is
-exported once to OpenVINO at the exact (rectangular) inference size and cached, which
-is about twice as fast as PyTorch; any failure falls back to PyTorch with a warning.
-Pixels outside the region of interest (around the lines and zones) are cropped away
-before inference, so they cost nothing.
+exported once (by Ultralytics) to OpenVINO at the exact (rectangular) inference size and
+cached; that copy runs on OpenVINO alone (``backends.OpenVinoYolo``), about twice as fast
+as PyTorch and without importing torch. Any export failure falls back to PyTorch with a
+warning. Pixels outside the region of interest (around the lines and zones) are cropped
+away before inference, so they cost nothing.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from contract import VehicleClass
+from detector.backends import OpenVinoYolo, UltralyticsYolo, YoloRuntime
 from detector.config import ModelSettings
 from detector.currency import Detections, Frame
 
@@ -122,11 +123,10 @@ class VehicleDetector:
     """Runs YOLO on the region of interest of a frame and keeps vehicle boxes only."""
 
     def __init__(self, settings: ModelSettings, model_path: str) -> None:
-        disable_ultralytics_side_effects()
         self.settings = settings
         self.model_path = model_path
         self.class_ids = [i for i, name in COCO_VEHICLE_IDS.items() if name in settings.classes]
-        self._models: dict[tuple[int, int], Any] = {}
+        self._models: dict[tuple[int, int], YoloRuntime] = {}
         self.backend = "torch"
 
     def detect(self, frame: Frame, region: Region | None = None) -> Detections:
@@ -135,24 +135,12 @@ class VehicleDetector:
         region = region or Region(0, 0, meta.width, meta.height)
         pixels = frame.image[region.y1 : region.y2, region.x1 : region.x2]
         size = inference_size(region.width, region.height, self.settings.imgsz)
-        result = self._model(size).predict(
-            pixels,
-            imgsz=list(size),
-            conf=self.settings.confidence,
-            classes=self.class_ids,
-            device=self.settings.device,
-            verbose=False,
-            save=False,
-            show=False,
-        )[0]
-        boxes = result.boxes
-        xyxy = boxes.xyxy.cpu().numpy().astype(np.float32) + np.array(
-            [region.x1, region.y1, region.x1, region.y1], dtype=np.float32
-        )
-        classes = tuple(COCO_VEHICLE_IDS[int(c)] for c in boxes.cls.cpu().numpy())
-        return Detections(meta, xyxy, boxes.conf.cpu().numpy().astype(np.float32), classes)
+        boxes = self._model(size).predict(pixels, self.settings.confidence, self.class_ids)
+        xyxy = boxes.xyxy + np.array([region.x1, region.y1, region.x1, region.y1], np.float32)
+        classes = tuple(COCO_VEHICLE_IDS[int(c)] for c in boxes.class_id)
+        return Detections(meta, xyxy, boxes.confidence, classes)
 
-    def _model(self, size: tuple[int, int]) -> Any:
+    def _model(self, size: tuple[int, int]) -> YoloRuntime:
         if size not in self._models:
             self._models[size] = self._load(size)
             log.info(
@@ -164,36 +152,36 @@ class VehicleDetector:
             )
         return self._models[size]
 
-    def _load(self, size: tuple[int, int]) -> Any:
-        from ultralytics import YOLO
-
+    def _load(self, size: tuple[int, int]) -> YoloRuntime:
         wants_openvino = self.settings.backend in ("auto", "openvino")
         if wants_openvino and self.model_path.endswith(".pt") and self.settings.device == "cpu":
             try:
-                exported = self._openvino_copy(size)
+                runtime = OpenVinoYolo(self._openvino_copy(size))
                 self.backend = "openvino"
-                return YOLO(str(exported), task="detect")
+                return runtime
             except Exception as exc:  # any export failure must leave a working (slower) worker
                 if self.settings.backend == "openvino":
                     raise
                 log.warning("OpenVINO export failed (%s); using PyTorch", exc)
-        self.backend = "torch"
-        return YOLO(self.model_path, task="detect")
-
-    def _openvino_copy(self, size: tuple[int, int]) -> Path:
-        """Export once per (weights, size) into the cache; later starts reuse it."""
         from ultralytics import YOLO
 
-        decline_openvino_telemetry()
-        source = Path(self.model_path)
-        if not source.exists():
-            YOLO(self.model_path)  # official name: let Ultralytics fetch it for online users
-            source = Path(Path(self.model_path).name)
+        disable_ultralytics_side_effects()
+        self.backend = "torch"
+        return UltralyticsYolo(YOLO(self.model_path, task="detect"), size, self.settings.device)
+
+    def _openvino_copy(self, size: tuple[int, int]) -> Path:
+        """Export once per (weights, size) into the cache; later starts reuse it and need
+        neither Ultralytics nor torch."""
+        source = self._weights_file()
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
         folder = model_cache_dir(self.settings.cache_dir) / f"{source.stem}-{digest}"
         target = folder / f"{source.stem}_{size[0]}x{size[1]}_openvino_model"
         if (target / "metadata.yaml").exists():
             return target
+        from ultralytics import YOLO
+
+        disable_ultralytics_side_effects()
+        decline_openvino_telemetry()
         folder.mkdir(parents=True, exist_ok=True)
         weights = folder / source.name
         if not weights.exists():
@@ -206,3 +194,14 @@ class VehicleDetector:
             shutil.rmtree(target)
         exported.rename(target)
         return target
+
+    def _weights_file(self) -> Path:
+        """The weights on disk; an official name is fetched by Ultralytics for online users."""
+        source = Path(self.model_path)
+        if source.exists():
+            return source
+        from ultralytics import YOLO
+
+        disable_ultralytics_side_effects()
+        YOLO(self.model_path)
+        return Path(source.name)

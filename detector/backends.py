@@ -1,0 +1,160 @@
+"""Model runtimes behind the detect stage, each adapted to one currency (``RawBoxes``).
+
+- ``UltralyticsYolo``: Ultralytics' own predictor (PyTorch weights, any device).
+- ``OpenVinoYolo``: an Ultralytics OpenVINO export run with OpenVINO alone. Without torch
+  a worker with a cached export starts seconds sooner and spends less per frame around
+  the model. It reproduces Ultralytics' predictor for a static export step for step:
+  centred letterbox (grey 114, linear resize), BGR -> RGB, 0..1 scaling, best class per
+  box, class filter, class-aware NMS at IoU 0.7, at most 300 boxes, boxes mapped back;
+  ``tests/detector/test_detect.py`` checks the two against each other on real frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from detector.currency import FloatArray, IntArray
+
+IOU_THRESHOLD = 0.7
+MAX_DETECTIONS = 300
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True, slots=True)
+class RawBoxes:
+    """Model output in the pixels it was given: boxes, confidences and COCO class ids."""
+
+    xyxy: FloatArray
+    confidence: FloatArray
+    class_id: IntArray
+
+
+class YoloRuntime(Protocol):
+    """What the detect stage needs of a model: boxes of the wanted classes in one image."""
+
+    def predict(
+        self, image: npt.NDArray[np.uint8], confidence: float, class_ids: list[int]
+    ) -> RawBoxes: ...
+
+
+class UltralyticsYolo:
+    """Ultralytics' predictor at a fixed inference size, with saving and showing off."""
+
+    def __init__(self, model: Any, input_hw: tuple[int, int], device: str) -> None:
+        self._model = model
+        self.input_hw = input_hw
+        self._device = device
+
+    def predict(
+        self, image: npt.NDArray[np.uint8], confidence: float, class_ids: list[int]
+    ) -> RawBoxes:
+        boxes = self._model.predict(
+            image,
+            imgsz=list(self.input_hw),
+            conf=confidence,
+            classes=class_ids,
+            device=self._device,
+            verbose=False,
+            save=False,
+            show=False,
+        )[0].boxes
+        return RawBoxes(
+            boxes.xyxy.cpu().numpy().astype(np.float32),
+            boxes.conf.cpu().numpy().astype(np.float32),
+            boxes.cls.cpu().numpy().astype(np.int64),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """How an image was scaled and padded into the model's input, to map boxes back."""
+
+    gain_x: float
+    gain_y: float
+    pad_x: int
+    pad_y: int
+
+    @classmethod
+    def fit(cls, image_hw: tuple[int, int], input_hw: tuple[int, int]) -> Letterbox:
+        """Ultralytics' rule: one scale for both axes, each side rounded, padding centred."""
+        (h, w), (in_h, in_w) = image_hw, input_hw
+        ratio = min(in_h / h, in_w / w)
+        new_w, new_h = max(round(w * ratio), 1), max(round(h * ratio), 1)
+        return cls(
+            new_w / w, new_h / h, round((in_w - new_w) / 2 - 0.1), round((in_h - new_h) / 2 - 0.1)
+        )
+
+    def apply(
+        self, image: npt.NDArray[np.uint8], input_hw: tuple[int, int]
+    ) -> npt.NDArray[np.uint8]:
+        h, w = image.shape[:2]
+        new_w, new_h = max(round(w * self.gain_x), 1), max(round(h * self.gain_y), 1)
+        if (new_w, new_h) != (w, h):
+            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        canvas = np.full((*input_hw, 3), PAD_VALUE, dtype=np.uint8)
+        canvas[self.pad_y : self.pad_y + new_h, self.pad_x : self.pad_x + new_w] = image
+        return canvas
+
+    def unapply(self, xyxy: FloatArray, image_hw: tuple[int, int]) -> FloatArray:
+        boxes = (xyxy - [self.pad_x, self.pad_y, self.pad_x, self.pad_y]) / [
+            self.gain_x,
+            self.gain_y,
+            self.gain_x,
+            self.gain_y,
+        ]
+        h, w = image_hw
+        return np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
+
+
+class OpenVinoYolo:
+    """One compiled OpenVINO copy of a YOLO detection export, at its fixed input size."""
+
+    def __init__(self, export_dir: Path) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        xml = next(export_dir.glob("*.xml"))
+        model = core.read_model(model=str(xml), weights=str(xml.with_suffix(".bin")))
+        self.input_hw: tuple[int, int] = tuple(model.input().get_shape()[2:4])
+        self._compiled: Any = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        self._request: Any = self._compiled.create_infer_request()
+
+    def predict(
+        self, image: npt.NDArray[np.uint8], confidence: float, class_ids: list[int]
+    ) -> RawBoxes:
+        """Boxes of the wanted classes in ``image`` pixels (BGR in, as OpenCV decodes)."""
+        image_hw = (image.shape[0], image.shape[1])
+        letterbox = Letterbox.fit(image_hw, self.input_hw)
+        canvas = letterbox.apply(image, self.input_hw)
+        tensor = np.ascontiguousarray(canvas[:, :, ::-1].transpose(2, 0, 1)[None], np.float32)
+        tensor /= 255
+        output = self._request.infer({0: tensor})[0][0]  # (4 + classes, anchors)
+        raw = select_boxes(output, confidence, class_ids)
+        return RawBoxes(letterbox.unapply(raw.xyxy, image_hw), raw.confidence, raw.class_id)
+
+
+def select_boxes(output: FloatArray, confidence: float, class_ids: list[int]) -> RawBoxes:
+    """Best class per anchor, confidence and class filter, class-aware NMS (Ultralytics')."""
+    scores = output[4:]
+    best = scores.argmax(0)
+    best_score = scores[best, np.arange(scores.shape[1])]
+    keep = (best_score > confidence) & np.isin(best, class_ids)
+    cx, cy, w, h = output[:4, keep]
+    xywh = np.column_stack((cx - w / 2, cy - h / 2, w, h))
+    kept_scores, kept_classes = best_score[keep], best[keep]
+    nms_kept = cv2.dnn.NMSBoxesBatched(
+        xywh.tolist(), kept_scores.tolist(), kept_classes.tolist(), confidence, IOU_THRESHOLD
+    )
+    chosen = np.asarray(nms_kept, dtype=np.int64).reshape(-1)[:MAX_DETECTIONS]
+    xyxy = np.column_stack((xywh[:, :2], xywh[:, :2] + xywh[:, 2:]))
+    return RawBoxes(
+        xyxy[chosen].astype(np.float32),
+        kept_scores[chosen].astype(np.float32),
+        kept_classes[chosen].astype(np.int64),
+    )
