@@ -113,15 +113,17 @@ class Letterbox:
 
 
 class OpenVinoYolo:
-    """One compiled OpenVINO copy of a YOLO detection export, at its fixed input size."""
+    """A YOLO detection export compiled by OpenVINO for one fixed input size (h, w): static
+    shapes let the CPU plugin plan every layer once."""
 
-    def __init__(self, export_dir: Path) -> None:
+    def __init__(self, export_dir: Path, input_hw: tuple[int, int]) -> None:
         import openvino as ov
 
         core = ov.Core()
         xml = next(export_dir.glob("*.xml"))
         model = core.read_model(model=str(xml), weights=str(xml.with_suffix(".bin")))
-        self.input_hw: tuple[int, int] = tuple(model.input().get_shape()[2:4])
+        model.reshape([1, 3, *input_hw])
+        self.input_hw = input_hw
         self._compiled: Any = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
         self._request: Any = self._compiled.create_infer_request()
 

@@ -2,11 +2,12 @@
 
 The frame is read here and nowhere after: the stage returns boxes only. Ultralytics'
 saving, plotting, showing and telemetry are switched off. On CPU, a ``.pt`` model is
-exported once (by Ultralytics) to OpenVINO at the exact (rectangular) inference size and
-cached; that copy runs on OpenVINO alone (``backends.OpenVinoYolo``), about twice as fast
-as PyTorch and without importing torch. Any export failure falls back to PyTorch with a
-warning. Pixels outside the region of interest (around the lines and zones) are cropped
-away before inference, so they cost nothing.
+exported once (by Ultralytics) to an OpenVINO copy with a free input size and cached.
+OpenVINO fixes it to each exact (rectangular) inference size as it loads and runs it
+alone (``backends.OpenVinoYolo``): about twice as fast as PyTorch, and torch is never
+imported. Any export failure falls back to PyTorch with a warning. Pixels outside the
+region of interest (around the lines and zones) are cropped away before inference, so
+they cost nothing.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class VehicleDetector:
         wants_openvino = self.settings.backend in ("auto", "openvino")
         if wants_openvino and self.model_path.endswith(".pt") and self.settings.device == "cpu":
             try:
-                runtime = OpenVinoYolo(self._openvino_copy(size))
+                runtime = OpenVinoYolo(self._openvino_export(), size)
                 self.backend = "openvino"
                 return runtime
             except Exception as exc:  # any export failure must leave a working (slower) worker
@@ -169,13 +170,13 @@ class VehicleDetector:
         self.backend = "torch"
         return UltralyticsYolo(YOLO(self.model_path, task="detect"), size, self.settings.device)
 
-    def _openvino_copy(self, size: tuple[int, int]) -> Path:
-        """Export once per (weights, size) into the cache; later starts reuse it and need
-        neither Ultralytics nor torch."""
+    def _openvino_export(self) -> Path:
+        """Export once per weights into the cache, with a free input size so one export
+        serves every camera; later starts reuse it and need neither Ultralytics nor torch."""
         source = self._weights_file()
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
         folder = model_cache_dir(self.settings.cache_dir) / f"{source.stem}-{digest}"
-        target = folder / f"{source.stem}_{size[0]}x{size[1]}_openvino_model"
+        target = folder / f"{source.stem}_openvino_model"
         if (target / "metadata.yaml").exists():
             return target
         from ultralytics import YOLO
@@ -186,14 +187,9 @@ class VehicleDetector:
         weights = folder / source.name
         if not weights.exists():
             shutil.copyfile(source, weights)
-        log.info("exporting %s to OpenVINO at %dx%d (once)", source.name, size[1], size[0])
-        exported = Path(
-            YOLO(str(weights)).export(format="openvino", imgsz=list(size), verbose=False)
-        )
-        if target.exists():
-            shutil.rmtree(target)
-        exported.rename(target)
-        return target
+        log.info("exporting %s to OpenVINO (once)", source.name)
+        exported = YOLO(str(weights)).export(format="openvino", dynamic=True, verbose=False)
+        return Path(exported)  # beside the weights copy, named as ``target``; metadata last
 
     def _weights_file(self) -> Path:
         """The weights on disk; an official name is fetched by Ultralytics for online users."""

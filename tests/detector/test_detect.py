@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from detector.backends import Letterbox, OpenVinoYolo, UltralyticsYolo, select_boxes
 from detector.config import ModelSettings
+from detector.currency import Frame, FrameMeta
 from detector.detect import COCO_VEHICLE_IDS, VehicleDetector, inference_size
 from tests.conftest import MODEL, REPO_ROOT, VIDEO
 
@@ -119,28 +121,46 @@ def clip_frames(name: str, every: int, count: int) -> list[npt.NDArray[np.uint8]
     return frames
 
 
+def static_export(size: tuple[int, int], folder: Path) -> Path:
+    """Ultralytics' own export at one fixed size, the reference its predictor runs as-is."""
+    from ultralytics import YOLO
+
+    weights = folder / MODEL.name
+    shutil.copyfile(MODEL, weights)
+    return Path(YOLO(str(weights)).export(format="openvino", imgsz=list(size), verbose=False))
+
+
 @pytest.mark.parametrize(
     "clip", ["motorway_cctv_twoway_320x240.avi", "freeway_approaching_1280x720.mp4"]
 )
-def test_openvino_alone_gives_exactly_the_boxes_of_ultralytics(clip: str, cache_dir: Path) -> None:
+def test_openvino_alone_gives_exactly_the_boxes_of_ultralytics(
+    clip: str, cache_dir: Path, tmp_path: Path
+) -> None:
+    """Same boxes as Ultralytics' predictor on its own export, and the one cached export
+    (free input size, fixed as it loads) computes exactly what the fixed-size export does."""
     from ultralytics import YOLO
 
     frames = clip_frames(clip, every=15, count=12)
     height, width = frames[0].shape[:2]
     size = inference_size(width, height, None)
+    reference = static_export(size, tmp_path)
+    theirs = UltralyticsYolo(YOLO(str(reference), task="detect"), size, "cpu")
+    ours_on_reference = OpenVinoYolo(reference, size)
     detector = VehicleDetector(ModelSettings(cache_dir=cache_dir), str(MODEL))
-    export = detector._openvino_copy(size)
-    ours = OpenVinoYolo(export)
-    theirs = UltralyticsYolo(YOLO(str(export), task="detect"), size, "cpu")
+    ours = OpenVinoYolo(detector._openvino_export(), size)
     boxes_seen = 0
     for frame in frames:
-        a = ours.predict(frame, 0.05, VEHICLE_IDS)
         b = theirs.predict(frame, 0.05, VEHICLE_IDS)
-        order_a, order_b = np.argsort(-a.confidence), np.argsort(-b.confidence)
-        np.testing.assert_allclose(a.xyxy[order_a], b.xyxy[order_b], atol=1e-3)
-        np.testing.assert_allclose(a.confidence[order_a], b.confidence[order_b], atol=1e-5)
-        assert a.class_id[order_a].tolist() == b.class_id[order_b].tolist()
-        boxes_seen += len(a.confidence)
+        order_b = np.argsort(-b.confidence)
+        for a in (
+            ours_on_reference.predict(frame, 0.05, VEHICLE_IDS),
+            ours.predict(frame, 0.05, VEHICLE_IDS),
+        ):
+            order_a = np.argsort(-a.confidence)
+            np.testing.assert_allclose(a.xyxy[order_a], b.xyxy[order_b], atol=1e-3)
+            np.testing.assert_allclose(a.confidence[order_a], b.confidence[order_b], atol=1e-5)
+            assert a.class_id[order_a].tolist() == b.class_id[order_b].tolist()
+        boxes_seen += len(b.confidence)
     assert boxes_seen > 20, "the clip should give plenty of vehicles to compare"
 
 
@@ -149,10 +169,11 @@ def test_a_cached_export_runs_without_importing_torch(cache_dir: Path) -> None:
     frame_file = cache_dir / "frame.npy"
     np.save(frame_file, clip_frames("motorway_cctv_twoway_320x240.avi", every=1, count=1)[0])
     settings = ModelSettings(cache_dir=cache_dir)
-    VehicleDetector(settings, str(MODEL))._openvino_copy(inference_size(320, 240, None))
+    VehicleDetector(settings, str(MODEL))._openvino_export()
     script = f"""
 import sys, numpy as np
 from detector.config import ModelSettings
+from detector.currency import Frame, FrameMeta
 from detector.currency import Frame, FrameMeta
 from detector.detect import VehicleDetector
 detector = VehicleDetector(ModelSettings(cache_dir={str(cache_dir)!r}), {str(MODEL)!r})
@@ -161,3 +182,12 @@ assert len(detections) > 0 and detector.backend == "openvino"
 assert "torch" not in sys.modules and "ultralytics" not in sys.modules, "torch was imported"
 """
     subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, check=True, timeout=120)
+
+
+def test_one_export_serves_every_inference_size(cache_dir: Path) -> None:
+    detector = VehicleDetector(ModelSettings(cache_dir=cache_dir), str(MODEL))
+    for width, height in [(320, 240), (1280, 720), (160, 120)]:
+        frame = np.full((height, width, 3), 127, np.uint8)
+        detector.detect(Frame(FrameMeta(0, 0.0, width, height), frame))
+    assert detector.backend == "openvino"
+    assert len(list(cache_dir.glob("*/*_openvino_model"))) == 1
