@@ -26,9 +26,12 @@ class TrackerSettings:
     """ByteTrack thresholds. The low second-stage threshold keeps weak, distant cars tracked;
     associating by box overlap alone (not overlap x score) with a looser gate keeps small,
     fast or partly hidden vehicles on one track at 160x120 and on dense roads, where a
-    broken track would start past the line and never be counted."""
+    broken track would start past the line and never be counted. New tracks start only
+    from first-stage boxes and are confirmed by a first-stage box on the next frame, so
+    the first-stage threshold is what lets a weak vehicle (0.2-0.3 at 160x120) be
+    confirmed before it reaches the line."""
 
-    high_threshold: float = 0.25
+    high_threshold: float = 0.2
     low_threshold: float = 0.05
     new_track_threshold: float = 0.2
     match_threshold: float = 0.9

@@ -18,9 +18,10 @@ REFERENCE = json.loads((VIDEO / "reference_counts.json").read_text(encoding="utf
 CLIPS = sorted(
     name for name in REFERENCE if isinstance(REFERENCE[name], dict) and "lines" in REFERENCE[name]
 )
-LINE_TOLERANCE = 0.15
-"""Per line: a miss or two on a 20-vehicle line; the overall bound below is the real target."""
-TOTAL_TOLERANCE = 0.07
+LINE_TOLERANCE = 0.1
+"""Per line: at most one miss on a 10-vehicle line, two on a 20-vehicle one (run-to-run
+noise kept out of CI); the overall bound below is the issue's 5% target."""
+TOTAL_TOLERANCE = 0.05
 
 
 def count_clip(clip: str, cache: Path) -> dict[str, Any]:
