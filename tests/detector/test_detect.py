@@ -191,3 +191,20 @@ def test_one_export_serves_every_inference_size(cache_dir: Path) -> None:
         detector.detect(Frame(FrameMeta(0, 0.0, width, height), frame))
     assert detector.backend == "openvino"
     assert len(list(cache_dir.glob("*/*_openvino_model"))) == 1
+
+
+def test_a_failed_export_falls_back_to_pytorch_unless_openvino_was_required(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    unwritable = tmp_path / "not-a-folder"
+    unwritable.write_text("a file where the model cache should be")
+    frame = Frame(FrameMeta(0, 0.0, 320, 240), np.full((240, 320, 3), 127, np.uint8))
+    fallback = VehicleDetector(ModelSettings(cache_dir=unwritable, imgsz=160), str(MODEL))
+    fallback.detect(frame)
+    assert fallback.backend == "torch"
+    assert "OpenVINO export failed" in caplog.text
+    strict = VehicleDetector(
+        ModelSettings(cache_dir=unwritable, imgsz=160, backend="openvino"), str(MODEL)
+    )
+    with pytest.raises(FileExistsError, match="not-a-folder"):
+        strict.detect(frame)

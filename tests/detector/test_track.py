@@ -72,3 +72,14 @@ def test_track_memory_is_bounded_on_a_long_stream() -> None:
         tracker.update(detections(i, lane, ["car"] * 4))
     assert len(tracker.held_track_ids()) < 50
     assert len(tracker._class_votes) < 50
+
+
+def test_a_weak_vehicle_is_confirmed_before_the_line() -> None:
+    """Small vehicles at 160x120 score 0.2-0.3: they must start and confirm a track."""
+    frames = [detections(i, [car_at(80 + 4 * i)], ["car"], confidence=0.22) for i in range(20)]
+    assert run(frames) == [("down", "car")]
+
+
+def test_boxes_too_weak_to_start_a_track_never_count() -> None:
+    frames = [detections(i, [car_at(80 + 4 * i)], ["car"], confidence=0.15) for i in range(20)]
+    assert run(frames) == []
