@@ -206,5 +206,5 @@ def test_a_failed_export_falls_back_to_pytorch_unless_openvino_was_required(
     strict = VehicleDetector(
         ModelSettings(cache_dir=unwritable, imgsz=160, backend="openvino"), str(MODEL)
     )
-    with pytest.raises(FileExistsError, match="not-a-folder"):
+    with pytest.raises(NotADirectoryError, match="not-a-folder"):
         strict.detect(frame)
