@@ -31,6 +31,7 @@ test: install install-system  ## install everything, then lint, typecheck and th
 
 bench:  ## speed and size targets, as ratios against baselines in the same run
 	$(PYTHON) bench/bench_detector.py
+	$(PYTHON) bench/bench_scales.py
 	$(PYTHON) bench/bench_api.py
 	$(PYTHON) bench/bench_dashboard.py
 	$(PYTHON) bench/bench_load.py
