@@ -5,7 +5,7 @@
   a worker with a cached export starts seconds sooner and spends less per frame around
   the model. It reproduces Ultralytics' predictor for a static export step for step:
   centred letterbox (grey 114, linear resize), BGR -> RGB, 0..1 scaling, best class per
-  box, class filter, class-aware NMS at IoU 0.7, at most 300 boxes, boxes mapped back;
+  box, class filter, NMS across classes at IoU 0.7, at most 300 boxes, boxes mapped back;
   ``tests/detector/test_detect.py`` checks the two against each other on real frames.
 """
 
@@ -59,6 +59,7 @@ class UltralyticsYolo:
             imgsz=list(self.input_hw),
             conf=confidence,
             classes=class_ids,
+            agnostic_nms=True,
             device=self._device,
             verbose=False,
             save=False,
@@ -142,7 +143,9 @@ class OpenVinoYolo:
 
 
 def select_boxes(output: FloatArray, confidence: float, class_ids: list[int]) -> RawBoxes:
-    """Best class per anchor, confidence and class filter, class-aware NMS (Ultralytics')."""
+    """Best class per anchor, confidence and class filter, then NMS across classes, as
+    Ultralytics' ``agnostic_nms=True`` does: a van scored as car here and truck there must
+    stay one box, or the tracker would follow it twice and count it twice."""
     scores = output[4:]
     best = scores.argmax(0)
     best_score = scores[best, np.arange(scores.shape[1])]
@@ -150,9 +153,7 @@ def select_boxes(output: FloatArray, confidence: float, class_ids: list[int]) ->
     cx, cy, w, h = output[:4, keep]
     xywh = np.column_stack((cx - w / 2, cy - h / 2, w, h))
     kept_scores, kept_classes = best_score[keep], best[keep]
-    nms_kept = cv2.dnn.NMSBoxesBatched(
-        xywh.tolist(), kept_scores.tolist(), kept_classes.tolist(), confidence, IOU_THRESHOLD
-    )
+    nms_kept = cv2.dnn.NMSBoxes(xywh.tolist(), kept_scores.tolist(), confidence, IOU_THRESHOLD)
     chosen = np.asarray(nms_kept, dtype=np.int64).reshape(-1)[:MAX_DETECTIONS]
     xyxy = np.column_stack((xywh[:, :2], xywh[:, :2] + xywh[:, 2:]))
     return RawBoxes(

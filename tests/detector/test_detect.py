@@ -79,9 +79,17 @@ def test_overlapping_boxes_of_one_class_keep_the_strongest() -> None:
     assert boxes.xyxy.tolist() == [[82.0, 80.0, 122.0, 120.0]]
 
 
-def test_overlapping_boxes_of_two_classes_are_both_kept() -> None:
+def test_one_vehicle_scored_as_two_classes_stays_one_box() -> None:
+    """A van as car here and truck there: two boxes would become two tracks, two counts."""
     boxes = select_boxes(
-        model_output([(100, 100, 40, 40, 2, 0.6), (100, 100, 40, 40, 7, 0.5)]), 0.05, VEHICLE_IDS
+        model_output([(100, 100, 40, 40, 2, 0.6), (101, 100, 40, 40, 7, 0.5)]), 0.05, VEHICLE_IDS
+    )
+    assert boxes.class_id.tolist() == [2]
+
+
+def test_two_vehicles_side_by_side_are_both_kept() -> None:
+    boxes = select_boxes(
+        model_output([(100, 100, 40, 40, 2, 0.6), (130, 100, 40, 40, 7, 0.5)]), 0.05, VEHICLE_IDS
     )
     assert sorted(boxes.class_id.tolist()) == [2, 7]
 
