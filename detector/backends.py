@@ -3,7 +3,7 @@
 - ``UltralyticsYolo``: Ultralytics' own predictor (PyTorch weights, any device).
 - ``OpenVinoYolo``: an Ultralytics OpenVINO export run with OpenVINO alone. Without torch
   a worker with a cached export starts seconds sooner and spends less per frame around
-  the model. It reproduces Ultralytics' predictor for a static export step for step:
+  the model. It reproduces Ultralytics' predictor at a fixed input size step for step:
   centred letterbox (grey 114, linear resize), BGR -> RGB, 0..1 scaling, best class per
   box, class filter, NMS across classes at IoU 0.7, at most 300 boxes, boxes mapped back;
   ``tests/detector/test_detect.py`` checks the two against each other on real frames.
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 import numpy.typing as npt
+import yaml
 
 from detector.currency import FloatArray, IntArray
 
@@ -123,6 +124,7 @@ class OpenVinoYolo:
         core = ov.Core()
         xml = next(export_dir.glob("*.xml"))
         model = core.read_model(model=str(xml), weights=str(xml.with_suffix(".bin")))
+        require_raw_head(model.output(0).get_partial_shape(), class_count(export_dir))
         model.reshape([1, 3, *input_hw])
         self.input_hw = input_hw
         self._compiled: Any = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
@@ -140,6 +142,21 @@ class OpenVinoYolo:
         output = self._request.infer({0: tensor})[0][0]  # (4 + classes, anchors)
         raw = select_boxes(output, confidence, class_ids)
         return RawBoxes(letterbox.unapply(raw.xyxy, image_hw), raw.confidence, raw.class_id)
+
+
+def class_count(export_dir: Path) -> int:
+    """How many classes the export's metadata names."""
+    metadata = yaml.safe_load((export_dir / "metadata.yaml").read_text(encoding="utf-8"))
+    return len(metadata["names"])
+
+
+def require_raw_head(shape: Any, classes: int) -> None:
+    """Ultralytics exports the raw head (boxes and class scores per anchor, NMS outside) by
+    default; an NMS-free or NMS-embedded export has another layout, which is refused here
+    so the detector falls back to Ultralytics' own predictor instead of misreading it."""
+    rows = shape[1] if shape.rank.is_static and shape.rank.get_length() == 3 else None
+    if rows is None or rows.is_dynamic or rows.get_length() != 4 + classes:
+        raise ValueError(f"OpenVINO export output {shape} is not (batch, 4 + {classes}, anchors)")
 
 
 def select_boxes(output: FloatArray, confidence: float, class_ids: list[int]) -> RawBoxes:

@@ -216,3 +216,22 @@ def test_a_failed_export_falls_back_to_pytorch_unless_openvino_was_required(
     )
     with pytest.raises(NotADirectoryError, match="not-a-folder"):
         strict.detect(frame)
+
+
+def test_an_export_of_another_layout_is_refused_and_pytorch_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An NMS-free (end-to-end) export would be misread as raw head output: refuse it."""
+    from ultralytics import YOLO
+
+    detector = VehicleDetector(ModelSettings(cache_dir=tmp_path, imgsz=160), str(MODEL))
+    expected = detector._openvino_export()  # where the detector keeps its export
+    shutil.rmtree(expected)
+    YOLO(str(expected.parent / MODEL.name)).export(
+        format="openvino", dynamic=True, nms=False, verbose=False
+    )
+    frame = clip_frames("motorway_cctv_twoway_320x240.avi", every=1, count=1)[0]
+    detections = detector.detect(Frame(FrameMeta(0, 0.0, 320, 240), frame))
+    assert detector.backend == "torch"
+    assert "is not (batch, 4 + 80, anchors)" in caplog.text
+    assert len(detections) > 0
