@@ -1,0 +1,90 @@
+"""The README's first command, ``python -m tally_demo``, end to end on real processes.
+
+The demo starts the API on SQLite, registers its camera through the admin CLI, runs a real
+worker over the real motorway clip and serves the dashboard. The test reads the demo's own
+progress lines, checks what the API and the dashboard then serve, stops it like Ctrl-C
+does, and checks it stops cleanly with the counts delivered.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from queue import Empty, Queue
+
+import httpx
+import pytest
+
+from tests.conftest import MODEL, REPO_ROOT, VIDEO
+
+CLIP = VIDEO / "motorway_cctv_twoway_320x240.avi"
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(not MODEL.is_file(), reason=f"offline model missing: {MODEL}"),
+]
+
+
+def lines_of(process: subprocess.Popen[str]) -> Queue[str]:
+    """The demo's stdout, line by line, read on a thread so waits can time out."""
+    lines: Queue[str] = Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def wait_for(lines: Queue[str], pattern: str, seen: list[str], timeout_s: float) -> re.Match[str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except Empty:
+            continue
+        seen.append(line)
+        if match := re.search(pattern, line):
+            return match
+    raise AssertionError(f"no line matching {pattern!r}; the demo said:\n" + "\n".join(seen))
+
+
+def test_the_demo_counts_a_real_clip_and_serves_the_dashboard(tmp_path: Path) -> None:
+    inputs = ["--clip", str(CLIP), "--model", str(MODEL), "--data-dir", str(tmp_path)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tally_demo", "--plays", "2", "--port", "0", *inputs],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        lines = lines_of(process)
+        base_url = wait_for(lines, r"dashboard (http://\S+)/", seen, 90).group(1)
+        wait_for(lines, r"worker finished the clip", seen, 240)
+        sites = httpx.get(f"{base_url}/api/v1/sites", timeout=10).json()["sites"]
+        assert [site["id"] for site in sites] == ["demo-site"]
+        dashboard = httpx.get(f"{base_url}/", timeout=10)
+        assert dashboard.status_code == 200
+        assert "<html" in dashboard.text.lower()
+        process.send_signal(signal.SIGINT)
+        stopped = wait_for(
+            lines, r"stopped cleanly; reports delivered: (\d+), vehicles counted: (\d+)", seen, 60
+        )
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reports, vehicles = int(stopped.group(1)), int(stopped.group(2))
+    assert reports >= 1, "two plays of a 30-s clip span at least one 60-s interval"
+    assert 70 <= vehicles <= 100, f"two plays of a 43-vehicle clip gave {vehicles} vehicles"
+    written = {path.name for path in tmp_path.rglob("*") if path.is_file()}
+    assert not {name for name in written if name.endswith((".jpg", ".jpeg", ".png", ".mp4"))}
