@@ -124,8 +124,8 @@ def main() -> None:
         tally(clip, lines)  # warm the OpenVINO export cache for this clip's size
         ours = tally(clip, lines)
         decode_fps = decode_only(clip)
-        ours_steady = ours["fps"]  # `count` times the model's start-up separately
-        ours_whole = ours["frames"] / (ours["seconds"] + ours["startup_seconds"])
+        ours_whole = ours["fps"]  # `count` times the whole source, model loading included
+        ours_steady = steady_fps(ours["frames"], ours["seconds"], ours["startup_seconds"])
         for line in lines:
             truth = sum(d["total"] for d in line["counts"].values())
             oc = object_counter(clip, line["coords"])

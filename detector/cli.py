@@ -55,8 +55,9 @@ def count_source(
 ) -> dict[str, object]:
     """Run the worker's engine over a whole source and total the crossings per line.
 
-    ``seconds`` and ``fps`` measure processing once the model is ready: the first frame,
-    which loads the model (and on a first run exports it), is timed as ``startup_seconds``.
+    ``seconds`` and ``fps`` cover the whole source, from the first frame read to the last,
+    model loading included; ``startup_seconds`` says how much of it the first frame took
+    (loading the model, and on a first run exporting it).
     """
     from detector.detect import VehicleDetector
     from detector.engine import CameraPipeline  # imports Ultralytics, which prints on import
@@ -81,7 +82,7 @@ def count_source(
         frames += 1
         if frames == 1:  # the first frame loads (on a first run also exports) the model
             startup = time.perf_counter() - started
-    seconds = time.perf_counter() - started - startup
+    seconds = time.perf_counter() - started
     result: dict[str, dict[str, object]] = {}
     for line in lines:
         by_direction: dict[str, int] = {}
@@ -100,7 +101,7 @@ def count_source(
         "lines": result,
         "frames": frames,
         "seconds": round(seconds, 3),
-        "fps": round(max(frames - 1, 0) / seconds, 2) if seconds > 0 else 0.0,
+        "fps": round(frames / seconds, 2) if seconds > 0 else 0.0,
         "startup_seconds": round(startup, 3),
     }
 
