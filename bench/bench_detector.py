@@ -21,6 +21,11 @@ from typing import Any
 
 import cv2
 
+# run as a script from anywhere: the repository root holds the packages
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.counting import count_command
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TALLY_SHARED") or REPO.parent / "shared")
 VIDEO = SHARED / "data" / "video"
@@ -89,21 +94,9 @@ def run_object_counter(clip: Path, line: list[int]) -> dict[str, Any]:
 
 def tally(clip: Path, lines: list[dict[str, Any]]) -> dict[str, Any]:
     """Our worker's engine through its CLI (a warm model cache, as on a running device)."""
-    args = ["--line=" + ",".join(map(str, line["coords"])) + "," + line["name"] for line in lines]
     started = time.perf_counter()
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "detector",
-            "count",
-            "--source",
-            str(clip),
-            "--model",
-            str(MODEL),
-            "--json",
-            *args,
-        ],
+        count_command(clip, lines, MODEL),
         capture_output=True,
         text=True,
         check=True,

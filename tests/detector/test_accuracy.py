@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import MODEL, REPO_ROOT, VIDEO
+from tests.support.counting import count_command
 
 REFERENCE = json.loads((VIDEO / "reference_counts.json").read_text(encoding="utf-8"))
 CLIPS = sorted(
@@ -25,23 +25,8 @@ TOTAL_TOLERANCE = 0.05
 
 
 def count_clip(clip: str, cache: Path) -> dict[str, Any]:
-    lines = [
-        "--line=" + ",".join(str(c) for c in line["coords"]) + "," + line["name"]
-        for line in REFERENCE[clip]["lines"]
-    ]
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "detector",
-            "count",
-            "--source",
-            str(VIDEO / clip),
-            "--model",
-            str(MODEL),
-            "--json",
-            *lines,
-        ],
+        count_command(VIDEO / clip, REFERENCE[clip]["lines"], MODEL),
         capture_output=True,
         text=True,
         check=False,
