@@ -214,6 +214,26 @@ def rollup_count_rows(
         )
 
 
+def within_reports(
+    statement: Select[Any], rows: Any, cameras: Sequence[str], grid: Grid, granularity: int
+) -> Select[Any]:
+    """Per-report rows (count or zone rows) joined to their interval report, kept where the
+    report's interval divides ``granularity`` and lies in ``cameras`` and inside the grid."""
+    start = rows.interval_start_s
+    return statement.join(
+        IntervalReportRecord,
+        and_(
+            IntervalReportRecord.camera_id == rows.camera_id,
+            IntervalReportRecord.interval_start_s == start,
+        ),
+    ).where(
+        literal(granularity) % IntervalReportRecord.interval_seconds == 0,
+        rows.camera_id.in_(cameras),
+        start >= grid.start,
+        start < grid.end,
+    )
+
+
 def raw_count_rows(
     session: Session,
     grid: Grid,
@@ -225,21 +245,12 @@ def raw_count_rows(
     start = CountRecord.interval_start_s
     moment = start - start % granularity
     keys = key_columns(CountRecord, group_by)
-    statement = (
-        select(moment, *keys, CountRecord.vehicle_class, func.sum(CountRecord.count))
-        .join(
-            IntervalReportRecord,
-            and_(
-                IntervalReportRecord.camera_id == CountRecord.camera_id,
-                IntervalReportRecord.interval_start_s == start,
-            ),
-        )
-        .where(
-            literal(granularity) % IntervalReportRecord.interval_seconds == 0,
-            CountRecord.camera_id.in_(where.cameras),
-            start >= grid.start,
-            start < grid.end,
-        )
+    statement = within_reports(
+        select(moment, *keys, CountRecord.vehicle_class, func.sum(CountRecord.count)),
+        CountRecord,
+        where.cameras,
+        grid,
+        granularity,
     )
     for column, value in (
         (CountRecord.line, where.line),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api import __version__
@@ -37,7 +37,13 @@ from api.responses import (
     ZoneSeriesList,
     ZoneSeriesOut,
 )
-from api.services.counts import CountFilter, CountSeries, GroupField, count_series
+from api.services.counts import (
+    CountFilter,
+    CountSeries,
+    GroupField,
+    count_series,
+    within_reports,
+)
 from api.services.grid import BUCKET_SECONDS, Grid, make_grid, utc_now
 from api.services.rollups import CLASS_COLUMNS, ROLLUP_GRANULARITIES_S
 from api.services.scope import Scope, camera_status, zone_info
@@ -308,7 +314,7 @@ def zone_series(session: Session, scope: Scope, zone: str | None, grid: Grid) ->
     start = ZoneRecord.interval_start_s
     moment = start - start % granularity
     measures = [getattr(ZoneRecord, m) for m in ZONE_MEANS]
-    statement = (
+    statement = within_reports(
         select(
             ZoneRecord.camera_id,
             ZoneRecord.zone,
@@ -318,22 +324,12 @@ def zone_series(session: Session, scope: Scope, zone: str | None, grid: Grid) ->
             func.max(ZoneRecord.los),
             *[func.sum(m) for m in measures],
             *[func.count(m) for m in measures],
-        )
-        .join(
-            IntervalReportRecord,
-            and_(
-                IntervalReportRecord.camera_id == ZoneRecord.camera_id,
-                IntervalReportRecord.interval_start_s == start,
-            ),
-        )
-        .where(
-            literal(granularity) % IntervalReportRecord.interval_seconds == 0,
-            ZoneRecord.camera_id.in_(scope.cameras),
-            start >= grid.start,
-            start < grid.end,
-        )
-        .group_by(ZoneRecord.camera_id, ZoneRecord.zone, moment)
-    )
+        ),
+        ZoneRecord,
+        scope.cameras,
+        grid,
+        granularity,
+    ).group_by(ZoneRecord.camera_id, ZoneRecord.zone, moment)
     if zone is not None:
         statement = statement.where(ZoneRecord.zone == zone)
     size = len(grid)
