@@ -75,10 +75,12 @@ class UltralyticsYolo:
 
 @dataclass(frozen=True, slots=True)
 class Letterbox:
-    """How an image was scaled and padded into the model's input, to map boxes back."""
+    """How an image of ``image_hw`` is scaled to ``resized_wh`` and padded into the model's
+    ``input_hw``, to map boxes back."""
 
-    gain_x: float
-    gain_y: float
+    image_hw: tuple[int, int]
+    input_hw: tuple[int, int]
+    resized_wh: tuple[int, int]
     pad_x: int
     pad_y: int
 
@@ -88,30 +90,31 @@ class Letterbox:
         (h, w), (in_h, in_w) = image_hw, input_hw
         ratio = min(in_h / h, in_w / w)
         new_w, new_h = max(round(w * ratio), 1), max(round(h * ratio), 1)
-        return cls(
-            new_w / w, new_h / h, round((in_w - new_w) / 2 - 0.1), round((in_h - new_h) / 2 - 0.1)
-        )
+        pad_x, pad_y = round((in_w - new_w) / 2 - 0.1), round((in_h - new_h) / 2 - 0.1)
+        return cls(image_hw, input_hw, (new_w, new_h), pad_x, pad_y)
 
-    def apply(
-        self, image: npt.NDArray[np.uint8], input_hw: tuple[int, int]
-    ) -> npt.NDArray[np.uint8]:
-        h, w = image.shape[:2]
-        new_w, new_h = max(round(w * self.gain_x), 1), max(round(h * self.gain_y), 1)
-        if (new_w, new_h) != (w, h):
-            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        canvas = np.full((*input_hw, 3), PAD_VALUE, dtype=np.uint8)
+    @property
+    def gain_x(self) -> float:
+        return self.resized_wh[0] / self.image_hw[1]
+
+    @property
+    def gain_y(self) -> float:
+        return self.resized_wh[1] / self.image_hw[0]
+
+    def apply(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        new_w, new_h = self.resized_wh
+        if (new_h, new_w) != self.image_hw:
+            image = cv2.resize(image, self.resized_wh, interpolation=cv2.INTER_LINEAR)
+        canvas = np.full((*self.input_hw, 3), PAD_VALUE, dtype=np.uint8)
         canvas[self.pad_y : self.pad_y + new_h, self.pad_x : self.pad_x + new_w] = image
         return canvas
 
-    def unapply(self, xyxy: FloatArray, image_hw: tuple[int, int]) -> FloatArray:
-        boxes = (xyxy - [self.pad_x, self.pad_y, self.pad_x, self.pad_y]) / [
-            self.gain_x,
-            self.gain_y,
-            self.gain_x,
-            self.gain_y,
-        ]
-        h, w = image_hw
-        return np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
+    def unapply(self, xyxy: FloatArray) -> FloatArray:
+        pad = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
+        gain = np.array([self.gain_x, self.gain_y, self.gain_x, self.gain_y], np.float32)
+        h, w = self.image_hw
+        boxes: FloatArray = np.clip((xyxy - pad) / gain, 0, [w, h, w, h]).astype(np.float32)
+        return boxes
 
 
 class OpenVinoYolo:
@@ -134,14 +137,13 @@ class OpenVinoYolo:
         self, image: npt.NDArray[np.uint8], confidence: float, class_ids: list[int]
     ) -> RawBoxes:
         """Boxes of the wanted classes in ``image`` pixels (BGR in, as OpenCV decodes)."""
-        image_hw = (image.shape[0], image.shape[1])
-        letterbox = Letterbox.fit(image_hw, self.input_hw)
-        canvas = letterbox.apply(image, self.input_hw)
+        letterbox = Letterbox.fit((image.shape[0], image.shape[1]), self.input_hw)
+        canvas = letterbox.apply(image)
         tensor = np.ascontiguousarray(canvas[:, :, ::-1].transpose(2, 0, 1)[None], np.float32)
         tensor /= 255
         output = self._request.infer({0: tensor})[0][0]  # (4 + classes, anchors)
         raw = select_boxes(output, confidence, class_ids)
-        return RawBoxes(letterbox.unapply(raw.xyxy, image_hw), raw.confidence, raw.class_id)
+        return RawBoxes(letterbox.unapply(raw.xyxy), raw.confidence, raw.class_id)
 
 
 def class_count(export_dir: Path) -> int:

@@ -45,17 +45,17 @@ def test_letterbox_matches_ultralytics(
     assert (ours.pad_x, ours.pad_y) == (theirs["left"], theirs["top"])
     new_w, new_h = theirs["new_unpad"]
     assert (ours.gain_x, ours.gain_y) == pytest.approx((new_w / image_hw[1], new_h / image_hw[0]))
-    assert ours.apply(image, input_hw).shape == (*input_hw, 3)
+    assert ours.apply(image).shape == (*input_hw, 3)
 
 
 def test_a_box_maps_back_to_the_pixels_it_covered() -> None:
     image = np.zeros((240, 320, 3), np.uint8)
     image[100:140, 50:130] = 255
     box = Letterbox.fit((240, 320), (384, 640))
-    canvas = box.apply(image, (384, 640))
+    canvas = box.apply(image)
     ys, xs = np.nonzero(canvas[:, :, 0] == 255)
     drawn = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
-    mapped = box.unapply(drawn, (240, 320))  # resizing blurs edges by under a source pixel
+    mapped = box.unapply(drawn)  # resizing blurs edges by under a source pixel
     np.testing.assert_allclose(mapped, [[50, 100, 130, 140]], atol=1)
 
 
