@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,14 +44,16 @@ DEFAULT_LONG_SIDE = 640
 CACHE_ENV = "TALLY_MODEL_CACHE"
 
 
-def disable_ultralytics_side_effects() -> None:
-    """Telemetry off, and Ultralytics' chatter off stdout (``count --json`` owns stdout);
-    called before any model is loaded."""
+def ultralytics_model(path: str) -> Any:
+    """``YOLO(path)`` with telemetry off and Ultralytics' chatter off stdout (``count --json``
+    owns stdout): every model Ultralytics loads, exports or fetches goes through here."""
+    from ultralytics import YOLO
     from ultralytics.utils import LOGGER, SETTINGS
 
     if SETTINGS.get("sync"):
         SETTINGS.update({"sync": False})
     LOGGER.setLevel(max(LOGGER.level, logging.WARNING))
+    return YOLO(path, task="detect")
 
 
 def decline_openvino_telemetry() -> None:
@@ -164,11 +167,8 @@ class VehicleDetector:
                 if self.settings.backend == "openvino":
                     raise
                 log.warning("OpenVINO export failed (%s); using PyTorch", exc)
-        from ultralytics import YOLO
-
-        disable_ultralytics_side_effects()
         self.backend = "torch"
-        return UltralyticsYolo(YOLO(self.model_path, task="detect"), size, self.settings.device)
+        return UltralyticsYolo(ultralytics_model(self.model_path), size, self.settings.device)
 
     def _openvino_export(self) -> Path:
         """Export once per weights into the cache, with a free input size so one export
@@ -179,16 +179,15 @@ class VehicleDetector:
         target = folder / f"{source.stem}_openvino_model"
         if (target / "metadata.yaml").exists():
             return target
-        from ultralytics import YOLO
-
-        disable_ultralytics_side_effects()
         decline_openvino_telemetry()
         folder.mkdir(parents=True, exist_ok=True)
         weights = folder / source.name
         if not weights.exists():
             shutil.copyfile(source, weights)
         log.info("exporting %s to OpenVINO (once)", source.name)
-        exported = YOLO(str(weights)).export(format="openvino", dynamic=True, verbose=False)
+        exported = ultralytics_model(str(weights)).export(
+            format="openvino", dynamic=True, verbose=False
+        )
         return Path(exported)  # beside the weights copy, named as ``target``; metadata last
 
     def _weights_file(self) -> Path:
@@ -196,8 +195,5 @@ class VehicleDetector:
         source = Path(self.model_path)
         if source.exists():
             return source
-        from ultralytics import YOLO
-
-        disable_ultralytics_side_effects()
-        YOLO(self.model_path)
+        ultralytics_model(self.model_path)
         return Path(source.name)
