@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -19,17 +20,20 @@ from api.services.errors import DomainError, NotFoundError
 from api.settings import Settings
 from detector.config import ConfigError, load_config
 
+T = TypeVar("T")
+
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
-def run_in_session(settings: Settings, work: Callable[[Session], object]) -> None:
-    """One transaction against the configured database."""
+def run_in_session(settings: Settings, work: Callable[[Session], T]) -> T:
+    """One transaction against the configured database; returns what ``work`` returned."""
     engine = make_engine(settings.database_url)
     try:
         with session_scope(make_session_factory(engine)) as session:
-            work(session)
+            result = work(session)
     finally:
         engine.dispose()
+    return result
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -86,43 +90,34 @@ def cmd_add_camera(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_issue_token(args: argparse.Namespace, settings: Settings) -> int:
-    issued: list[tokens.IssuedToken] = []
-    run_in_session(
-        settings,
-        lambda s: issued.append(
-            tokens.issue_device_token(s, settings.secret_key, args.camera, rotate=args.rotate)
-        ),
-    )
-    print(issued[0].token)
+    def issue(session: Session) -> tokens.IssuedToken:
+        key, camera = settings.secret_key, args.camera
+        return tokens.issue_device_token(session, key, camera, rotate=args.rotate)
+
+    issued = run_in_session(settings, issue)
+    print(issued.token)
     return 0
 
 
 def cmd_revoke_token(args: argparse.Namespace, settings: Settings) -> int:
-    revoked: list[int] = []
-
-    def revoke(session: Session) -> None:
+    def revoke(session: Session) -> int:
         if args.token_id:
             if not tokens.revoke_token(session, args.token_id):
                 raise NotFoundError(f"no live token {args.token_id!r}")
-            revoked.append(1)
-        else:
-            registry.require_camera(session, args.camera)
-            revoked.append(tokens.revoke_camera_tokens(session, args.camera))
+            return 1
+        registry.require_camera(session, args.camera)
+        return tokens.revoke_camera_tokens(session, args.camera)
 
-    run_in_session(settings, revoke)
-    print(f"revoked {revoked[0]} token(s)", file=sys.stderr)
+    revoked = run_in_session(settings, revoke)
+    print(f"revoked {revoked} token(s)", file=sys.stderr)
     return 0
 
 
 def cmd_create_admin_token(args: argparse.Namespace, settings: Settings) -> int:
-    issued: list[tokens.IssuedToken] = []
-    run_in_session(
-        settings,
-        lambda s: issued.append(
-            tokens.issue_token(s, settings.secret_key, "admin", None, args.name)
-        ),
+    issued = run_in_session(
+        settings, lambda s: tokens.issue_token(s, settings.secret_key, "admin", None, args.name)
     )
-    print(issued[0].token)
+    print(issued.token)
     return 0
 
 
