@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator
+from sqlalchemy.orm import Session
 
 from api.deps import PrivateSitesDep, SessionDep, SettingsDep
 from api.responses import (
@@ -23,7 +25,7 @@ from api.routers.errors import error_responses
 from api.services import planner
 from api.services.counts import GROUP_FIELDS, CountFilter, GroupField, count_series
 from api.services.grid import BucketName, make_grid, resolve_range
-from api.services.scope import resolve_scope, visible_sites
+from api.services.scope import Scope, resolve_scope, visible_sites
 from contract import Label, VehicleClass
 
 router = APIRouter(prefix="/api/v1", tags=["planner"])
@@ -59,6 +61,48 @@ GroupByQ = Annotated[
     ),
     AfterValidator(parse_group_by),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class CountQuery:
+    """The query parameters the count endpoints share: where to count, over which range."""
+
+    site: str | None
+    camera: str | None
+    line: str | None
+    direction: str | None
+    start: datetime | None
+    end: datetime | None
+    tz: str | None
+
+    def resolve(
+        self,
+        session: Session,
+        include_private: bool,
+        default_span: timedelta,
+        max_span: timedelta | None = None,
+        vehicle_class: VehicleClass | None = None,
+    ) -> tuple[Scope, CountFilter, datetime, datetime]:
+        """The visible scope, the count filter on it, and the aware range."""
+        scope = resolve_scope(session, include_private, self.site, self.camera, self.line, self.tz)
+        first, last = resolve_range(scope.tz, self.start, self.end, default_span, max_span)
+        where = CountFilter(scope.cameras, self.line, self.direction, vehicle_class)
+        return scope, where, first, last
+
+
+def count_query(
+    site: SiteQ = None,
+    camera: CameraQ = None,
+    line: LineQ = None,
+    direction: DirectionQ = None,
+    start: FromQ = None,
+    end: ToQ = None,
+    tz: TzQ = None,
+) -> CountQuery:
+    return CountQuery(site, camera, line, direction, start, end, tz)
+
+
+CountQueryDep = Annotated[CountQuery, Depends(count_query)]
 
 
 @router.get(
@@ -105,22 +149,16 @@ def get_site(site_id: Label, session: SessionDep, include_private: PrivateSitesD
 def get_count_series(
     session: SessionDep,
     include_private: PrivateSitesDep,
-    site: SiteQ = None,
-    camera: CameraQ = None,
-    line: LineQ = None,
-    direction: DirectionQ = None,
+    query: CountQueryDep,
     vehicle_class: ClassQ = None,
-    start: FromQ = None,
-    end: ToQ = None,
     bucket: Annotated[BucketName, Query(description="Bucket size")] = "1h",
     group_by: GroupByQ = "",
-    tz: TzQ = None,
 ) -> CountSeriesOut:
     """Buckets with coverage 0 have count null: a gap, not zero traffic."""
-    scope = resolve_scope(session, include_private, site, camera, line, tz)
-    first, last = resolve_range(scope.tz, start, end, timedelta(days=7))
+    scope, where, first, last = query.resolve(
+        session, include_private, timedelta(days=7), vehicle_class=vehicle_class
+    )
     grid = make_grid(bucket, scope.tz, first, last)
-    where = CountFilter(scope.cameras, line, direction, vehicle_class)
     groups: list[GroupField] = group_by  # type: ignore[assignment]
     return planner.series_out(count_series(session, grid, where, groups), groups)
 
@@ -134,20 +172,11 @@ def get_count_series(
     responses=QUERY_ERRORS,
 )
 def get_count_summary(
-    session: SessionDep,
-    include_private: PrivateSitesDep,
-    site: SiteQ = None,
-    camera: CameraQ = None,
-    line: LineQ = None,
-    direction: DirectionQ = None,
-    start: FromQ = None,
-    end: ToQ = None,
-    tz: TzQ = None,
+    session: SessionDep, include_private: PrivateSitesDep, query: CountQueryDep
 ) -> SummaryOut:
     """At most 366 days."""
-    scope = resolve_scope(session, include_private, site, camera, line, tz)
-    first, last = resolve_range(scope.tz, start, end, timedelta(days=1), MAX_SPAN)
-    return planner.summary(session, scope, CountFilter(scope.cameras, line, direction), first, last)
+    scope, where, first, last = query.resolve(session, include_private, timedelta(days=1), MAX_SPAN)
+    return planner.summary(session, scope, where, first, last)
 
 
 @router.get(
@@ -161,19 +190,13 @@ def get_count_summary(
 def get_hour_of_week(
     session: SessionDep,
     include_private: PrivateSitesDep,
-    site: SiteQ = None,
-    camera: CameraQ = None,
-    line: LineQ = None,
-    direction: DirectionQ = None,
+    query: CountQueryDep,
     vehicle_class: ClassQ = None,
-    start: FromQ = None,
-    end: ToQ = None,
-    tz: TzQ = None,
 ) -> HourOfWeekOut:
     """At most 366 days."""
-    scope = resolve_scope(session, include_private, site, camera, line, tz)
-    first, last = resolve_range(scope.tz, start, end, timedelta(days=28), MAX_SPAN)
-    where = CountFilter(scope.cameras, line, direction, vehicle_class)
+    scope, where, first, last = query.resolve(
+        session, include_private, timedelta(days=28), MAX_SPAN, vehicle_class
+    )
     return planner.hour_of_week(session, scope, where, first, last)
 
 
