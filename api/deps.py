@@ -1,8 +1,8 @@
-"""FastAPI dependencies: database session, device and admin authentication, visibility."""
+"""FastAPI dependencies: database session, device authentication, principals and roles."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from api.limiting import RateLimits
 from api.models import ApiToken, Camera
+from api.services.access import Principal, Role
+from api.services.scope import Audience
 from api.services.tokens import TokenKind, verify_token
 from api.settings import Settings
 
@@ -83,24 +85,63 @@ def device_camera(
     return camera
 
 
-def admin_token(
-    request: Request, session: SessionDep, settings: SettingsDep, credentials: CredentialsDep
-) -> ApiToken:
-    """A live admin token, or 401."""
-    return authenticate(request, session, settings, credentials, "admin")
+def bearer_principal(
+    request: Request, session: Session, settings: Settings, credentials: HTTPAuthorizationCredentials
+) -> Principal:
+    """An admin token acts as an unrestricted admin; any other bearer value is a 401."""
+    token = authenticate(request, session, settings, credentials, "admin")
+    return Principal(actor=f"token:{token.id}", display_name=token.name, role="admin")
 
 
-def sees_private_sites(
+def optional_principal(
     request: Request, session: SessionDep, settings: SettingsDep, credentials: CredentialsDep
-) -> bool:
-    """Planner queries show private sites when open to all or asked with an admin token."""
-    if settings.planner_access == "open":
-        return True
-    return credentials is not None and (
-        verify_token(session, settings.secret_key, credentials.credentials, "admin") is not None
-    )
+) -> Principal | None:
+    """The principal of a bearer admin token or of a login-session cookie; None if anonymous.
+
+    A bearer value that is not a live admin token is refused (and counted against the
+    caller's failure limit) rather than treated as anonymous.
+    """
+    if credentials is not None:
+        return bearer_principal(request, session, settings, credentials)
+    return None
+
+
+OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def signed_in(principal: OptionalPrincipalDep) -> Principal:
+    """Any signed-in principal (viewer or above), or 401."""
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "sign in first (session cookie) or send an admin token (Authorization: Bearer)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
+
+
+ViewerDep = Annotated[Principal, Depends(signed_in)]
+
+
+def role_required(role: Role) -> Callable[[Principal], Principal]:
+    """A dependency: the signed-in principal when it has `role`, else 403."""
+
+    def check(principal: ViewerDep) -> Principal:
+        if not principal.has(role):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {role} role")
+        return principal
+
+    return check
+
+
+EditorDep = Annotated[Principal, Depends(role_required("editor"))]
+AdminDep = Annotated[Principal, Depends(role_required("admin"))]
+
+
+def viewer_audience(principal: ViewerDep) -> Audience:
+    """Planner reads: what the signed-in principal may see."""
+    return principal.audience
 
 
 DeviceDep = Annotated[Camera, Depends(device_camera)]
-AdminDep = Annotated[ApiToken, Depends(admin_token)]
-PrivateSitesDep = Annotated[bool, Depends(sees_private_sites)]
+AudienceDep = Annotated[Audience, Depends(viewer_audience)]

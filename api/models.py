@@ -145,6 +145,78 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class User(Base):
+    """A named planner account; `role` is viewer, editor or admin (see api/services/access)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(8))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    """Argon2id hash; None for accounts that only sign in through single sign-on."""
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    """`iss|sub` of the identity-provider account linked to this one."""
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    sites: Mapped[list[UserSite]] = relationship(
+        order_by="UserSite.site_id", cascade="all, delete-orphan"
+    )
+
+
+class UserSite(Base):
+    """Restricts an account to some sites: a user with no rows here sees every site."""
+
+    __tablename__ = "user_sites"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    site_id: Mapped[str] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class LoginSession(Base):
+    """A server-side login session; the cookie holds `id` and a secret whose keyed hash is
+    stored, so a copy of the database cannot be replayed as a cookie."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AuditEvent(Base):
+    """One admin or editor action: who, what, when, from where; never a secret."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(254))
+    """The account's e-mail, `token:<id>` for an admin token, or `cli` for the command line."""
+    role: Mapped[str] = mapped_column(String(8), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class IntervalReportRecord(Base):
@@ -229,6 +301,7 @@ class DeviceHealth(Base):
     uptime_s: Mapped[float] = mapped_column(Float)
     outbox_backlog: Mapped[int] = mapped_column(Integer)
     dropped_reports: Mapped[int] = mapped_column(Integer)
+    dead_lettered_reports: Mapped[int] = mapped_column(Integer, default=0)
     config_version: Mapped[int] = mapped_column(Integer)
     streams: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
 

@@ -43,9 +43,50 @@ class Settings(BaseSettings):
         default="60/minute", title="Failed token checks allowed per client IP"
     )
     cors_origins: list[str] = Field(default_factory=list, title="Origins allowed by CORS")
-    planner_access: Literal["open", "token"] = Field(
-        default="open", title="open: planner queries show every site; token: admin token needed"
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        title="Proxies (IPs or CIDRs) whose X-Forwarded-For is believed; empty: none",
     )
+    session_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, title="A login session ends after this long unused"
+    )
+    session_absolute_hours: int = Field(
+        default=12, ge=1, le=30 * 24, title="A login session ends this long after sign-in"
+    )
+    login_rate_limit: str = Field(
+        default="10/minute", title="Failed logins allowed per account and per client IP"
+    )
+    oidc_issuer: str = Field(
+        default="", max_length=500, title="OpenID Connect issuer URL (empty: no single sign-on)"
+    )
+    oidc_client_id: str = Field(default="", max_length=200, title="OIDC client id")
+    oidc_client_secret: str = Field(default="", max_length=500, title="OIDC client secret")
+    oidc_scopes: str = Field(default="openid email profile", title="OIDC scopes requested")
+    oidc_role_claim: str = Field(
+        default="tally_role", max_length=100, title="ID-token claim that names the Tally role"
+    )
+    oidc_default_role: Literal["", "viewer", "editor", "admin"] = Field(
+        default="", title="Role when the claim is absent (empty: such users are refused)"
+    )
+    oidc_button_label: str = Field(
+        default="Sign in with your city account", max_length=100, title="SSO button text"
+    )
+    ingest_max_age_days: int = Field(
+        default=30, ge=1, le=3650, title="Oldest interval accepted, in days before server time"
+    )
+    ingest_max_ahead_s: int = Field(
+        default=600, ge=0, le=86400, title="Latest interval end accepted, in seconds ahead"
+    )
+    read_concurrency: int = Field(
+        default=4, ge=1, le=256, title="Expensive read queries run at once (others wait)"
+    )
+    open_max_rows: int = Field(
+        default=200_000, ge=100, le=10_000_000, title="Most rows one open-data response holds"
+    )
+    map_tile_url: str = Field(
+        default="", max_length=500, title="Map tile URL template (empty: plain background)"
+    )
+    map_tile_attribution: str = Field(default="", max_length=500, title="Map tile attribution")
     open_licence_id: str = Field(default="CC-BY-4.0", title="Open-data licence (SPDX id)")
     open_licence_url: str = Field(
         default="https://creativecommons.org/licenses/by/4.0/", title="Open-data licence URL"

@@ -14,7 +14,7 @@ from api.deps import SessionDep, SettingsDep
 from api.responses import OpenCounts, OpenSites
 from api.routers.errors import error_responses
 from api.services import open_data, planner
-from api.services.scope import visible_sites
+from api.services.scope import PUBLIC, visible_sites
 from api.settings import Settings
 from contract import Label
 
@@ -57,7 +57,7 @@ def latest(stamps: list[datetime | None]) -> datetime | None:
 
 
 def published_sites(session: SessionDep, settings: Settings) -> tuple[OpenSites, datetime | None]:
-    sites = visible_sites(session, include_private=False)
+    sites = visible_sites(session, PUBLIC)
     briefs = planner.site_briefs(session, sites)
     return open_data.open_sites(settings, briefs), latest([b.last_report_at for b in briefs])
 
@@ -70,7 +70,7 @@ def published_sites(session: SessionDep, settings: Settings) -> tuple[OpenSites,
 )
 def get_catalog(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """JSON-LD (DCAT): one dataset per public site."""
-    sites = visible_sites(session, include_private=False)
+    sites = visible_sites(session, PUBLIC)
     body = as_json(open_data.catalog(settings, str(request.base_url), sites))
     stamp = latest([c.last_report_at for s in sites for c in s.cameras])
     return cached(request, settings, body, "application/ld+json", stamp)
@@ -129,7 +129,7 @@ def counts_of(
     start: datetime | None,
     end: datetime | None,
 ) -> tuple[OpenCounts, datetime | None]:
-    (site,) = visible_sites(session, False, site_id)
+    (site,) = visible_sites(session, PUBLIC, site_id)
     counts = open_data.site_counts(session, settings, site, granularity, start, end)
     return counts, latest([c.last_report_at for c in site.cameras])
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
-from api.deps import PrivateSitesDep, SessionDep, SettingsDep
+from api.deps import AudienceDep, SessionDep, SettingsDep
 from api.responses import (
     CountSeriesOut,
     DeviceHealthList,
@@ -25,7 +25,7 @@ from api.routers.errors import error_responses
 from api.services import planner
 from api.services.counts import GROUP_FIELDS, CountFilter, GroupField, count_series
 from api.services.grid import BucketName, make_grid, resolve_range
-from api.services.scope import Scope, resolve_scope, visible_sites
+from api.services.scope import Audience, Scope, resolve_scope, visible_sites
 from contract import Label, VehicleClass
 
 router = APIRouter(prefix="/api/v1", tags=["planner"])
@@ -78,13 +78,13 @@ class CountQuery:
     def resolve(
         self,
         session: Session,
-        include_private: bool,
+        audience: Audience,
         default_span: timedelta,
         max_span: timedelta | None = None,
         vehicle_class: VehicleClass | None = None,
     ) -> tuple[Scope, CountFilter, datetime, datetime]:
         """The visible scope, the count filter on it, and the aware range."""
-        scope = resolve_scope(session, include_private, self.site, self.camera, self.line, self.tz)
+        scope = resolve_scope(session, audience, self.site, self.camera, self.line, self.tz)
         first, last = resolve_range(scope.tz, self.start, self.end, default_span, max_span)
         where = CountFilter(scope.cameras, self.line, self.direction, vehicle_class)
         return scope, where, first, last
@@ -120,9 +120,9 @@ def get_meta(settings: SettingsDep) -> Meta:
     response_model=SiteList,
     responses=error_responses(503),
 )
-def list_sites(session: SessionDep, include_private: PrivateSitesDep) -> SiteList:
+def list_sites(session: SessionDep, audience: AudienceDep) -> SiteList:
     """Every site the caller may see."""
-    return SiteList(sites=planner.site_briefs(session, visible_sites(session, include_private)))
+    return SiteList(sites=planner.site_briefs(session, visible_sites(session, audience)))
 
 
 @router.get(
@@ -132,9 +132,9 @@ def list_sites(session: SessionDep, include_private: PrivateSitesDep) -> SiteLis
     response_model=SiteDetail,
     responses=QUERY_ERRORS,
 )
-def get_site(site_id: Label, session: SessionDep, include_private: PrivateSitesDep) -> SiteDetail:
+def get_site(site_id: Label, session: SessionDep, audience: AudienceDep) -> SiteDetail:
     """404 for an unknown (or, to this caller, invisible) site."""
-    (site,) = visible_sites(session, include_private, site_id)
+    (site,) = visible_sites(session, audience, site_id)
     return planner.site_detail(session, site)
 
 
@@ -148,7 +148,7 @@ def get_site(site_id: Label, session: SessionDep, include_private: PrivateSitesD
 )
 def get_count_series(
     session: SessionDep,
-    include_private: PrivateSitesDep,
+    audience: AudienceDep,
     query: CountQueryDep,
     vehicle_class: ClassQ = None,
     bucket: Annotated[BucketName, Query(description="Bucket size")] = "1h",
@@ -156,7 +156,7 @@ def get_count_series(
 ) -> CountSeriesOut:
     """Buckets with coverage 0 have count null: a gap, not zero traffic."""
     scope, where, first, last = query.resolve(
-        session, include_private, timedelta(days=7), vehicle_class=vehicle_class
+        session, audience, timedelta(days=7), vehicle_class=vehicle_class
     )
     grid = make_grid(bucket, scope.tz, first, last)
     groups: list[GroupField] = group_by  # type: ignore[assignment]
@@ -172,10 +172,10 @@ def get_count_series(
     responses=QUERY_ERRORS,
 )
 def get_count_summary(
-    session: SessionDep, include_private: PrivateSitesDep, query: CountQueryDep
+    session: SessionDep, audience: AudienceDep, query: CountQueryDep
 ) -> SummaryOut:
     """At most 366 days."""
-    scope, where, first, last = query.resolve(session, include_private, timedelta(days=1), MAX_SPAN)
+    scope, where, first, last = query.resolve(session, audience, timedelta(days=1), MAX_SPAN)
     return planner.summary(session, scope, where, first, last)
 
 
@@ -189,13 +189,13 @@ def get_count_summary(
 )
 def get_hour_of_week(
     session: SessionDep,
-    include_private: PrivateSitesDep,
+    audience: AudienceDep,
     query: CountQueryDep,
     vehicle_class: ClassQ = None,
 ) -> HourOfWeekOut:
     """At most 366 days."""
     scope, where, first, last = query.resolve(
-        session, include_private, timedelta(days=28), MAX_SPAN, vehicle_class
+        session, audience, timedelta(days=28), MAX_SPAN, vehicle_class
     )
     return planner.hour_of_week(session, scope, where, first, last)
 
@@ -210,7 +210,7 @@ def get_hour_of_week(
 )
 def get_zone_series(
     session: SessionDep,
-    include_private: PrivateSitesDep,
+    audience: AudienceDep,
     site: SiteQ = None,
     camera: CameraQ = None,
     zone: Annotated[Label | None, Query(description="Zone name")] = None,
@@ -220,7 +220,7 @@ def get_zone_series(
     tz: TzQ = None,
 ) -> ZoneSeriesList:
     """Values are null where no report covers the bucket."""
-    scope = resolve_scope(session, include_private, site, camera, None, tz)
+    scope = resolve_scope(session, audience, site, camera, None, tz)
     first, last = resolve_range(scope.tz, start, end, timedelta(days=1))
     return planner.zone_series(session, scope, zone, make_grid(bucket, scope.tz, first, last))
 
@@ -234,9 +234,9 @@ def get_zone_series(
 )
 def get_device_health(
     session: SessionDep,
-    include_private: PrivateSitesDep,
+    audience: AudienceDep,
     site: SiteQ = None,
     days: Annotated[int, Query(ge=1, le=366, description="Local days of coverage")] = 14,
 ) -> DeviceHealthList:
     """Last heartbeat, status and daily coverage of each camera."""
-    return planner.device_health(session, visible_sites(session, include_private, site), days)
+    return planner.device_health(session, visible_sites(session, audience, site), days)

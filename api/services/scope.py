@@ -19,6 +19,27 @@ ONLINE_INTERVALS = 3
 
 
 @dataclass(frozen=True, slots=True)
+class Audience:
+    """Whose eyes a read serves: the public sees public sites only; a signed-in reader sees
+    private sites too, all of them or only those their account is restricted to."""
+
+    private: bool
+    site_ids: frozenset[str] | None = None
+
+    def may_see(self, site: Site) -> bool:
+        """Whether this audience may read `site` at all."""
+        if not self.private:
+            return site.public
+        return self.site_ids is None or site.id in self.site_ids
+
+
+PUBLIC = Audience(private=False)
+"""Anonymous readers: the open-data feeds."""
+EVERYONE_PRIVATE = Audience(private=True)
+"""A reader of every site, public or private (admins, unrestricted accounts)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Scope:
     """Resolved cameras (ids) and the timezone to align buckets to."""
 
@@ -26,13 +47,13 @@ class Scope:
     tz: ZoneInfo
 
 
-def visible_sites(
-    session: Session, include_private: bool, site_id: str | None = None
-) -> list[Site]:
-    """Sites the caller may see, optionally just one (404 when it is not visible)."""
+def visible_sites(session: Session, audience: Audience, site_id: str | None = None) -> list[Site]:
+    """Sites the audience may see, optionally just one (404 when it is not visible)."""
     statement = select(Site).order_by(Site.id)
-    if not include_private:
+    if not audience.private:
         statement = statement.where(Site.public.is_(True))
+    elif audience.site_ids is not None:
+        statement = statement.where(Site.id.in_(sorted(audience.site_ids)))
     if site_id is not None:
         statement = statement.where(Site.id == site_id)
     sites = list(session.scalars(statement))
@@ -51,14 +72,14 @@ def zone_info(name: str) -> ZoneInfo:
 
 def resolve_scope(
     session: Session,
-    include_private: bool,
+    audience: Audience,
     site_id: str | None = None,
     camera_id: str | None = None,
     line: str | None = None,
     tz: str | None = None,
 ) -> Scope:
     """Visible cameras matching the filters; buckets follow `tz`, else their site's clock."""
-    sites = {s.id: s for s in visible_sites(session, include_private, site_id)}
+    sites = {s.id: s for s in visible_sites(session, audience, site_id)}
     cameras = [c for s in sites.values() for c in s.cameras]
     if camera_id is not None:
         cameras = [c for c in cameras if c.id == camera_id]
