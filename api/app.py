@@ -20,8 +20,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from api import __version__
 from api.db import make_engine, make_session_factory
 from api.limiting import RateLimits
-from api.middleware import BodySizeLimit
-from api.routers import admin, health, ingest, open_data, planner
+from api.middleware import BodySizeLimit, SecurityHeaders, inline_script_policy
+from api.routers import admin, auth, health, ingest, open_data, planner, users
 from api.services.errors import (
     AlreadyExistsError,
     DomainError,
@@ -63,9 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.session_factory = make_session_factory(engine)
-    app.state.rate_limits = RateLimits.from_strings(
-        settings.ingest_rate_limit, settings.auth_failure_rate_limit
-    )
+    app.state.rate_limits = RateLimits.from_settings(settings)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -74,8 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["ETag", "Last-Modified", "Link", "X-Licence", "X-Attribution"],
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, settings=settings)  # outermost: 413s get headers too
     add_error_handlers(app)
-    for module in (ingest, planner, open_data, admin, health):
+    for module in (ingest, auth, planner, open_data, admin, users, health):
         app.include_router(module.router)
     add_docs(app)
     mount_dashboard(app)
@@ -116,13 +115,15 @@ def add_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="Tally API",
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
         )
+        page.headers["Content-Security-Policy"] = inline_script_policy(page.body)
+        return page
 
 
 def dashboard_static() -> Path | None:

@@ -1,8 +1,9 @@
-"""`python -m api ...`: serve, migrate, and manage sites, cameras and tokens."""
+"""`python -m api ...`: serve, migrate, and manage sites, cameras, tokens and accounts."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,8 +15,9 @@ from sqlalchemy.orm import Session
 from api import migrate
 from api.db import make_engine, make_session_factory, session_scope
 from api.logs import logging_config
-from api.schemas import SiteIn
-from api.services import registry, tokens
+from api.models import User
+from api.schemas import SiteIn, UserIn
+from api.services import registry, tokens, users
 from api.services.errors import DomainError, NotFoundError
 from api.settings import Settings
 from detector.config import ConfigError, load_config
@@ -37,10 +39,17 @@ def run_in_session(settings: Settings, work: Callable[[Session], T]) -> T:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Forwarded headers are believed only from TALLY_TRUSTED_PROXIES: anyone else could pick
+    the address the per-IP limits count."""
     import uvicorn
 
     from api.app import create_app
 
+    if args.proxy_headers and not settings.trusted_proxies:
+        raise DomainError(
+            "--proxy-headers needs TALLY_TRUSTED_PROXIES, the proxies' IPs or CIDRs as a JSON "
+            "list (e.g. '[\"10.0.0.2\"]'); with it set the flag is not needed"
+        )
     if not args.no_migrate:
         migrate.upgrade(settings.database_url)
     uvicorn.run(
@@ -48,7 +57,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         log_config=logging_config(args.log_level.upper()),
-        proxy_headers=args.proxy_headers,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies,
     )
     return 0
 
@@ -115,9 +125,63 @@ def cmd_revoke_token(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_create_admin_token(args: argparse.Namespace, settings: Settings) -> int:
     issued = run_in_session(
-        settings, lambda s: tokens.issue_token(s, settings.secret_key, "admin", None, args.name)
+        settings, lambda s: tokens.create_admin_token(s, settings.secret_key, args.name)
     )
     print(issued.token)
+    return 0
+
+
+def piped_password() -> str | None:
+    """One line of piped stdin; None on a terminal or when the pipe is empty."""
+    if sys.stdin.isatty():
+        return None
+    line = sys.stdin.readline()
+    return line.removesuffix("\n").removesuffix("\r") if line else None
+
+
+def typed_password(prompt: str) -> str:
+    """A password typed twice on the terminal, without echo."""
+    first = getpass.getpass(prompt)
+    if getpass.getpass("again: ") != first:
+        raise DomainError("the two passwords differ")
+    return first
+
+
+def cmd_add_user(args: argparse.Namespace, settings: Settings) -> int:
+    spec = UserIn(email=args.email, display_name=args.name, role=args.role, site_ids=args.site)
+    piped = piped_password()
+    password = piped if piped is not None else users.generate_password()
+    user = run_in_session(settings, lambda s: users.create_user(s, spec, password))
+    print(f"created {user.email} ({user.role})", file=sys.stderr)
+    if piped is None:
+        print(password)
+    return 0
+
+
+def cmd_set_password(args: argparse.Namespace, settings: Settings) -> int:
+    prompt = f"new password for {args.email}: "
+    password = typed_password(prompt) if sys.stdin.isatty() else piped_password()
+    if password is None:
+        raise DomainError("no password on stdin")
+
+    def change(session: Session) -> int:
+        return users.set_password(session, users.require_user(session, args.email), password)
+
+    ended = run_in_session(settings, change)
+    print(f"password changed; {ended} session(s) ended", file=sys.stderr)
+    return 0
+
+
+def describe_user(user: User) -> str:
+    sites = ",".join(sorted(users.site_ids_of(user) or ())) or "all sites"
+    flags = [flag for flag, on in (("disabled", user.disabled), ("sso", user.oidc_subject)) if on]
+    last = f"{user.last_login_at:%Y-%m-%d %H:%M}Z" if user.last_login_at else "never"
+    return "\t".join([user.email, user.role, user.display_name, sites, last, *flags])
+
+
+def cmd_list_users(_args: argparse.Namespace, settings: Settings) -> int:
+    lines = run_in_session(settings, lambda s: [describe_user(u) for u in users.list_users(s)])
+    print("\n".join(["email\trole\tname\tsites\tlast login", *lines]))
     return 0
 
 
@@ -140,7 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-migrate", action="store_true", help="do not migrate on start")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
-        "--proxy-headers", action="store_true", help="trust X-Forwarded-For (behind a proxy)"
+        "--proxy-headers",
+        action="store_true",
+        help="refuse to start unless TALLY_TRUSTED_PROXIES is set (X-Forwarded-For is believed "
+        "from those proxies only, flag or not)",
     )
 
     mig = add("migrate", cmd_migrate, "Create or upgrade the schema")
@@ -174,6 +241,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin = add("create-admin-token", cmd_create_admin_token, "Create an admin token (stdout)")
     admin.add_argument("--name", required=True, help="who or what the token is for")
+
+    user = add(
+        "add-user",
+        cmd_add_user,
+        "Create a planner account; the password is read from piped stdin (one line), "
+        "else generated and printed once on stdout",
+    )
+    user.add_argument("--email", required=True, help="e-mail address (the sign-in name)")
+    user.add_argument("--name", required=True, help="display name")
+    user.add_argument("--role", required=True, choices=["viewer", "editor", "admin"])
+    user.add_argument(
+        "--site", action="append", help="restrict to this site (repeat; default: every site)"
+    )
+
+    password = add(
+        "set-password",
+        cmd_set_password,
+        "Set an account's password (stdin, one line; asked twice on a terminal); ends its sessions",
+    )
+    password.add_argument("--email", required=True, help="the account's e-mail")
+
+    add("list-users", cmd_list_users, "List planner accounts (tab-separated)")
     return parser
 
 

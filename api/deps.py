@@ -11,12 +11,15 @@ from sqlalchemy.orm import Session
 
 from api.limiting import RateLimits
 from api.models import ApiToken, Camera
-from api.services.access import Principal, Role
+from api.schemas import Role
+from api.services import login, users
+from api.services.access import Principal
 from api.services.scope import Audience
 from api.services.tokens import TokenKind, verify_token
 from api.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="A device token (ingest) or an admin token")
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def get_settings(request: Request) -> Settings:
@@ -34,6 +37,11 @@ def get_session(request: Request) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address as the server sees it (behind trusted proxies: the forwarded one)."""
+    return request.client.host if request.client else "unknown"
 
 
 def too_many_requests(retry_after_s: int) -> HTTPException:
@@ -60,8 +68,7 @@ def authenticate(
         else None
     )
     if token is None:
-        client_ip = request.client.host if request.client else "unknown"
-        if not limits.allow_failure(client_ip):
+        if not limits.allow_failure(client_ip(request)):
             raise too_many_requests(limits.retry_after_s(limits.per_ip_failures))
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -86,11 +93,35 @@ def device_camera(
 
 
 def bearer_principal(
-    request: Request, session: Session, settings: Settings, credentials: HTTPAuthorizationCredentials
+    request: Request,
+    session: Session,
+    settings: Settings,
+    credentials: HTTPAuthorizationCredentials,
 ) -> Principal:
     """An admin token acts as an unrestricted admin; any other bearer value is a 401."""
     token = authenticate(request, session, settings, credentials, "admin")
     return Principal(actor=f"token:{token.id}", display_name=token.name, role="admin")
+
+
+def cookie_principal(request: Request, session: Session, settings: Settings) -> Principal | None:
+    """The account of a live login-session cookie; None without one (or when it has ended).
+
+    A state-changing request carried by the cookie must also carry the session's CSRF token:
+    a cookie is sent by the browser whoever asks it to, the header only by our own pages.
+    """
+    cookie = request.cookies.get(login.SESSION_COOKIE)
+    found = login.resolve_session(session, settings, cookie) if cookie else None
+    if found is None:
+        return None
+    record, user = found
+    if request.method in STATE_CHANGING and not login.csrf_matches(
+        record, request.headers.get(login.CSRF_HEADER)
+    ):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"missing or wrong {login.CSRF_HEADER} header (the csrf_token of /api/v1/auth/me)",
+        )
+    return users.principal_of(user, record.id)
 
 
 def optional_principal(
@@ -99,11 +130,17 @@ def optional_principal(
     """The principal of a bearer admin token or of a login-session cookie; None if anonymous.
 
     A bearer value that is not a live admin token is refused (and counted against the
-    caller's failure limit) rather than treated as anonymous.
+    caller's failure limit) rather than treated as anonymous. The last-use times that the
+    check may have moved (session idle expiry, token last use) are committed here, since a
+    read-only request commits nothing else.
     """
     if credentials is not None:
-        return bearer_principal(request, session, settings, credentials)
-    return None
+        principal: Principal | None = bearer_principal(request, session, settings, credentials)
+    else:
+        principal = cookie_principal(request, session, settings)
+    if principal is not None:
+        session.commit()
+    return principal
 
 
 OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]

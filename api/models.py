@@ -77,6 +77,8 @@ class Site(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text, default="")
     public: Mapped[bool] = mapped_column(Boolean, default=False)
+    listed: Mapped[bool] = mapped_column(Boolean, default=True)
+    """In the public camera register (separate from `public`, which publishes its counts)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     cameras: Mapped[list[Camera]] = relationship(
@@ -240,6 +242,9 @@ class IntervalReportRecord(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     payload_sha256: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    wire_bytes: Mapped[int | None] = mapped_column(Integer)
+    """This report's share of the request body the API received (null: stored before it was
+    counted)."""
 
 
 def report_key() -> ForeignKeyConstraint:
@@ -304,6 +309,25 @@ class DeviceHealth(Base):
     dead_lettered_reports: Mapped[int] = mapped_column(Integer, default=0)
     config_version: Mapped[int] = mapped_column(Integer)
     streams: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    software_version: Mapped[str | None] = mapped_column(String(64))
+    code_sha256: Mapped[str | None] = mapped_column(String(64))
+    model_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class CameraTraffic(Base):
+    """Request-body bytes the API received and stored from a camera, per UTC hour: measured
+    here, never claimed by the worker (the public register publishes them)."""
+
+    __tablename__ = "camera_traffic"
+
+    camera_id: Mapped[str] = mapped_column(
+        ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    report_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    report_requests: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    heartbeat_requests: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ClassCounts:

@@ -37,8 +37,12 @@ class LicenceWithAttribution(Licence):
 class Totals(BaseModel):
     """A total with the share of the period it covers (count null when nothing was watched)."""
 
-    count: int | None = Field(title="Vehicles, all lines, directions and classes")
+    count: int | None = Field(ge=0, title="Vehicles, all lines, directions and classes")
     coverage: float = Field(ge=0, le=1, title="Share of the period watched")
+    suppressed: bool = Field(
+        default=False,
+        title="Open data: small counts were withheld, count sums only the published ones",
+    )
 
 
 class CameraBrief(BaseModel):
@@ -111,15 +115,24 @@ class SiteDetail(SiteBrief):
     open_data: dict[str, str] | None = Field(title="Open-data feed URLs (public sites only)")
 
 
+class MapTiles(BaseModel):
+    """The map's base layer, a server setting (empty tile_url: a plain background)."""
+
+    tile_url: str = Field(max_length=500, title="Tile URL template ({z}/{x}/{y})")
+    attribution: str = Field(max_length=500, title="Attribution shown on the map")
+
+
 class Meta(BaseModel):
-    """Constants the dashboard needs."""
+    """Constants the dashboard needs (no data: anyone may read them)."""
 
     version: str
     vehicle_classes: list[VehicleClass]
     heavy_vehicle_classes: list[VehicleClass]
-    buckets: list[BucketName]
+    buckets: dict[BucketName, int] = Field(title="Bucket sizes: name -> seconds")
+    max_buckets: int = Field(ge=1, title="Most buckets one series request may span")
     licence: LicenceWithAttribution
     open_data: dict[str, str]
+    map: MapTiles
 
 
 class BucketOut(BaseModel):
@@ -144,6 +157,10 @@ class SeriesOut(BaseModel):
     vehicle_class: str | None
     counts: list[int | None]
     total: int
+    coverage: list[float] | None = Field(
+        title="Coverage of this series' own cameras per bucket; null when the same as the "
+        "buckets' (every camera in scope)"
+    )
 
 
 class CountSeriesOut(Ranged):
@@ -254,6 +271,14 @@ class DeviceHealthOut(BaseModel):
     config_version: int
     reported_config_version: int | None
     last_heartbeat: HeartbeatOut | None
+    dead_lettered_reports: int = Field(
+        ge=0, title="Reports the API refused (4xx) that the worker set aside, at the last heartbeat"
+    )
+    suspect_frozen: bool = Field(
+        title="Fully watched but no vehicles for far longer than this camera's history makes "
+        "plausible (frozen picture, covered lens)"
+    )
+    suspect_reason: str | None = Field(max_length=300, title="Why it is suspect")
     coverage_by_day: list[DayCoverage]
 
 
@@ -272,9 +297,13 @@ class OpenCountRow(BaseModel):
     vehicle_class: str
     interval_start: datetime
     interval_end: datetime
-    count: int | None = Field(title="null when suppressed for small-count privacy")
+    count: int | None = Field(
+        ge=0,
+        title="15 min: null when withheld (small count); 1 h: the sum of the published "
+        "15-minute counts (null when none)",
+    )
     coverage: float = Field(ge=0, le=1)
-    suppressed: bool
+    suppressed: bool = Field(title="Small counts were withheld from this row")
 
 
 class OpenCounts(Ranged):

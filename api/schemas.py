@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
@@ -28,27 +29,54 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SiteIn(ApiModel):
-    """A site to register."""
+def known_timezone(value: str) -> str:
+    """Buckets align to the site's clock, so the zone must be known."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA timezone {value!r}") from exc
+    return value
+
+
+SiteName = Annotated[Text, Field(min_length=1, max_length=200, title="Display name")]
+Road = Annotated[Text, Field(max_length=200, title="Road name or number")]
+Latitude = Annotated[float, Field(ge=-90, le=90, title="Latitude (WGS 84)")]
+Longitude = Annotated[float, Field(ge=-180, le=180, title="Longitude (WGS 84)")]
+TimezoneName = Annotated[
+    Text, Field(max_length=64, title="IANA timezone of the site"), AfterValidator(known_timezone)
+]
+Description = Annotated[Text, Field(max_length=2000, title="Free text")]
+PublicFlag = Annotated[bool, Field(title="Publish in the open-data feeds")]
+ListedFlag = Annotated[
+    bool, Field(title="Show the site's cameras in the public camera register (counts: `public`)")
+]
+
+
+class SiteFields(ApiModel):
+    """A site's editable fields, with the bounds that registering and editing share."""
+
+    name: SiteName
+    road: Road
+    lat: Latitude
+    lon: Longitude
+    timezone: TimezoneName
+    description: Description
+    public: PublicFlag
+    listed: ListedFlag = True
+
+
+class SiteIn(SiteFields):
+    """A site to register (the optional fields get their defaults)."""
 
     id: Label = Field(title="Site id")
-    name: Text = Field(min_length=1, max_length=200, title="Display name")
-    road: Text = Field(default="", max_length=200, title="Road name or number")
-    lat: float = Field(ge=-90, le=90, title="Latitude (WGS 84)")
-    lon: float = Field(ge=-180, le=180, title="Longitude (WGS 84)")
-    timezone: Text = Field(default="UTC", max_length=64, title="IANA timezone of the site")
-    description: Text = Field(default="", max_length=2000, title="Free text")
-    public: bool = Field(default=False, title="Publish in the open-data feeds")
+    road: Road = ""
+    timezone: TimezoneName = "UTC"
+    description: Description = ""
+    public: PublicFlag = False
 
-    @field_validator("timezone")
-    @classmethod
-    def timezone_exists(cls, value: str) -> str:
-        """Buckets align to the site's clock, so the zone must be known."""
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA timezone {value!r}") from exc
-        return value
+
+class SiteUpdate(SiteFields):
+    """A site's new fields: PUT replaces every one of them (the id stays)."""
 
 
 class LineIn(ApiModel):
@@ -99,12 +127,37 @@ class CameraIn(ApiModel):
         return self
 
 
+TokenKindName = Literal["device", "admin"]
+TokenStatus = Literal["live", "expired", "revoked"]
+
+
 class TokenOut(BaseModel):
     """A token, shown once."""
 
     token_id: str = Field(title="Public id of the token (for revocation)")
     token: str = Field(title="The bearer token; store it now, it is never shown again")
     camera_id: str | None = Field(title="Camera a device token belongs to")
+    expires_at: datetime | None = Field(title="When the token stops working (null: never)")
+
+
+class TokenInfo(BaseModel):
+    """A stored token as the admin list shows it: everything but the secret."""
+
+    token_id: str = Field(title="Public id of the token")
+    kind: TokenKindName = Field(title="Device (one camera's worker) or admin")
+    camera_id: str | None = Field(title="Camera a device token belongs to")
+    name: str = Field(title="Who or what the token is for")
+    created_at: datetime = Field(title="Issued at")
+    expires_at: datetime | None = Field(title="Expires at (null: never)")
+    last_used_at: datetime | None = Field(title="Last accepted use (to the minute)")
+    revoked_at: datetime | None = Field(title="Revoked at")
+    status: TokenStatus = Field(title="live, expired or revoked")
+
+
+class TokenList(BaseModel):
+    """Tokens, newest first."""
+
+    tokens: list[TokenInfo] = Field(title="Tokens")
 
 
 class RevokedOut(BaseModel):
@@ -117,6 +170,108 @@ class AdminTokenIn(ApiModel):
     """An admin token to create."""
 
     name: Text = Field(min_length=1, max_length=100, title="Who or what the token is for")
+
+
+Role = Literal["viewer", "editor", "admin"]
+"""Account roles, lowest first (api.services.access orders them)."""
+EMAIL_PATTERN = (
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+)
+
+
+def lower_case(value: object) -> object:
+    """E-mail addresses compare case-insensitively: store and look them up lower-cased."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+Email = Annotated[
+    str,
+    BeforeValidator(lower_case),
+    StringConstraints(max_length=254, pattern=EMAIL_PATTERN),
+    Field(title="E-mail address (sign-in name, lower-cased)"),
+]
+DisplayName = Annotated[Text, Field(min_length=1, max_length=200, title="Name shown to people")]
+SiteRestriction = Annotated[
+    Annotated[list[Label], Field(min_length=1, max_length=1000)] | None,
+    Field(title="Sites the account is restricted to (null: every site)"),
+]
+
+
+class UserIn(ApiModel):
+    """An account to create; its password is generated and shown once."""
+
+    email: Email
+    display_name: DisplayName
+    role: Role = Field(title="Role")
+    site_ids: SiteRestriction = None
+
+
+class UserPatch(ApiModel):
+    """Fields to change; absent ones stay. Only `site_ids` may be null (every site)."""
+
+    display_name: DisplayName | None = None
+    role: Role | None = Field(default=None, title="Role")
+    site_ids: SiteRestriction = None
+    disabled: bool | None = Field(default=None, title="Refuse sign-in and end every session")
+
+    @model_validator(mode="after")
+    def changes_something(self) -> Self:
+        """An empty patch is a client bug; a null display name, role or flag means nothing."""
+        if not self.model_fields_set:
+            raise ValueError("name at least one field to change")
+        nulls = sorted(
+            name for name in self.model_fields_set - {"site_ids"} if getattr(self, name) is None
+        )
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null")
+        return self
+
+
+class UserOut(BaseModel):
+    """An account, without anything secret."""
+
+    id: int = Field(title="Account id")
+    email: str = Field(title="E-mail address")
+    display_name: str = Field(title="Display name")
+    role: Role = Field(title="Role")
+    site_ids: list[str] | None = Field(title="Sites the account is restricted to (null: all)")
+    disabled: bool = Field(title="Sign-in refused")
+    sso: bool = Field(title="Linked to a single sign-on account")
+    created_at: datetime = Field(title="Created at")
+    last_login_at: datetime | None = Field(title="Last sign-in")
+
+
+class UserList(BaseModel):
+    """Accounts, by e-mail."""
+
+    users: list[UserOut] = Field(title="Accounts")
+
+
+class UserCreated(BaseModel):
+    """A new account and its generated password: this response is the only place it appears."""
+
+    user: UserOut = Field(title="The account")
+    password: str = Field(title="Generated password; hand it over now, it is never shown again")
+
+
+class AuditEventOut(BaseModel):
+    """One recorded admin or editor action."""
+
+    id: int = Field(title="Event id (page with before_id)")
+    at: datetime = Field(title="When")
+    actor: str = Field(title="Account e-mail, token:<id> for an admin token, or cli")
+    role: str = Field(title="The actor's role then (empty for the command line)")
+    action: str = Field(title="What was done, e.g. site.update")
+    target: str = Field(title="Id of what it was done to")
+    client_ip: str = Field(title="Where the request came from")
+    details: dict[str, Any] = Field(title="Changed fields and their new non-secret values")
+
+
+class AuditLog(BaseModel):
+    """Audit events, newest first."""
+
+    events: list[AuditEventOut] = Field(title="Events")
 
 
 class ReportResult(BaseModel):

@@ -70,12 +70,21 @@ class StrictJsonRequest(Request):
 
 
 class StrictJsonRoute(APIRoute):
-    """Route class for routers that take JSON bodies."""
+    """Route class for routers that take JSON bodies.
+
+    FastAPI reads and parses the body before it solves any dependency, authentication
+    included; `before_body` is the place for checks that need only the headers, so a caller
+    they refuse costs no parsing.
+    """
+
+    async def before_body(self, request: Request) -> None:
+        """Nothing by default; a subclass raises an HTTPException to refuse the request."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def strict_handler(request: Request) -> Response:
+            await self.before_body(request)
             return await handler(StrictJsonRequest(request.scope, request.receive))
 
         return strict_handler

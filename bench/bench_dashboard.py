@@ -1,9 +1,10 @@
 """Dashboard benchmark: first load, and rendering a year of hourly counts, in real Chromium.
 
-A real API on loopback is seeded with one camera reporting hourly for a year (8,760 reports).
-Timings are medians of a few cold page loads (fresh browser context each time). The year
-render is also given as a ratio to fetching the same series JSON straight from the API in the
-same run, so the figure says what the browser adds on top of the server.
+A real API on loopback is seeded with one camera reporting hourly for a year (8,760 reports;
+the server's ingest window is widened to take them). Timings are medians of a few cold page
+loads (fresh browser context each time, signed in as a viewer before the clock starts). The
+year render is also given as a ratio to fetching the same series JSON straight from the API in
+the same run, so the figure says what the browser adds on top of the server.
 
     python bench/bench_dashboard.py            # prints JSON, writes bench/results/dashboard.json
 """
@@ -11,6 +12,7 @@ same run, so the figure says what the browser adds on top of the server.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -19,13 +21,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 from playwright.sync_api import Browser, sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS, LAPTOP  # noqa: E402
+from tests.dashboard.conftest import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LAPTOP,
+    Account,
+    add_account,
+    sign_in,
+)
 from tests.support.tally_api import (  # noqa: E402
     SeedCamera,
     add_site,
@@ -43,9 +51,10 @@ SETTLED = (
 )
 
 
-def timed_load(browser: Browser, base_url: str, query: str) -> float:
+def timed_load(browser: Browser, base_url: str, account: Account, query: str) -> float:
     """Seconds from navigation to a settled page (all charts drawn), in a cold context."""
     context = browser.new_context(viewport=LAPTOP, base_url=base_url)
+    sign_in(context, account)
     page = context.new_page()
     started = time.perf_counter()
     page.goto(f"/{query}")
@@ -63,9 +72,11 @@ def main() -> dict[str, float]:
     today = now.astimezone(TZ).date()
     first = today - timedelta(days=364)
     year = f"?page=site&site=year-st&from={first}&to={today}&bucket=1h"
+    os.environ["TALLY_INGEST_MAX_AGE_DAYS"] = "400"  # this process starts only this server
     with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as server:
         with server.admin() as admin:
             add_site(admin, "year-st", "Year Street", 52.5, 13.4, timezone="Europe/Berlin")
+            viewer = add_account(admin, "bench@example.org", "Bench Viewer", "viewer")
             seed_started = time.perf_counter()
             post_history(
                 server.base_url, register_camera(admin, "year-st", "cam-y", HOUR_S), camera
@@ -73,26 +84,26 @@ def main() -> dict[str, float]:
             seed_s = time.perf_counter() - seed_started
         api_s = []
         for _ in range(RUNS):
-            started = time.perf_counter()
-            httpx.get(
-                f"{server.base_url}/api/v1/counts/series",
-                timeout=60,
-                params={
-                    "site": "year-st",
-                    "bucket": "1h",
-                    "group_by": "line,direction",
-                    "from": f"{first}T00:00:00",
-                    "to": f"{today + timedelta(days=1)}T00:00:00",
-                },
-            ).raise_for_status()
-            api_s.append(time.perf_counter() - started)
+            with server.admin() as admin:
+                started = time.perf_counter()
+                admin.get(
+                    "/api/v1/counts/series",
+                    params={
+                        "site": "year-st",
+                        "bucket": "1h",
+                        "group_by": "line,direction",
+                        "from": f"{first}T00:00:00",
+                        "to": f"{today + timedelta(days=1)}T00:00:00",
+                    },
+                ).raise_for_status()
+                api_s.append(time.perf_counter() - started)
         with sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            overview = [timed_load(browser, server.base_url, "?page=overview") for _ in range(RUNS)]
-            week = [
-                timed_load(browser, server.base_url, "?page=site&site=year-st") for _ in range(RUNS)
-            ]
-            year_s = [timed_load(browser, server.base_url, year) for _ in range(RUNS)]
+            base = server.base_url
+            overview = [timed_load(browser, base, viewer, "?page=overview") for _ in range(RUNS)]
+            week_q = "?page=site&site=year-st"
+            week = [timed_load(browser, base, viewer, week_q) for _ in range(RUNS)]
+            year_s = [timed_load(browser, base, viewer, year) for _ in range(RUNS)]
             browser.close()
     results = {
         "seed_8760_reports_s": round(seed_s, 2),

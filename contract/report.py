@@ -37,6 +37,7 @@ INTERVAL_CHOICES_S: tuple[int, ...] = (10, 15, 20, 30, 60, 120, 300, 600, 900, 1
 """Interval lengths that divide a day evenly, so intervals align to the wall clock."""
 
 MAX_COUNT = 100_000
+MAX_FRAME_SIDE = 16_384
 MAX_REPORTS_PER_BATCH = 500
 REPORT_ID_NAMESPACE = uuid.UUID("5f0c9a52-4d0b-4c8e-9a43-2f3c1d7e6b10")
 
@@ -181,16 +182,47 @@ StreamState = Literal["connecting", "streaming", "stalled", "reconnecting", "end
 
 
 class StreamHealth(ContractModel):
-    """Health of one camera stream at heartbeat time."""
+    """Health of one camera stream at heartbeat time.
+
+    The frame size and nominal frame rate say what a day of this video would weigh, so the
+    public register can set the bytes the camera sends beside it; null until the stream opens.
+    """
 
     camera_id: Label = Field(title="Camera id")
     state: StreamState = Field(title="Source state machine state")
     reconnects: NonNegativeCount = Field(title="Reconnects since the worker started")
     fps: float = Field(ge=0, le=1000, title="Frames analysed per second, recent")
+    frame_width: int | None = Field(
+        default=None, ge=1, le=MAX_FRAME_SIDE, title="Frame width, pixels"
+    )
+    frame_height: int | None = Field(
+        default=None, ge=1, le=MAX_FRAME_SIDE, title="Frame height, pixels"
+    )
+    source_fps: float | None = Field(
+        default=None, gt=0, le=1000, title="Frame rate the stream states"
+    )
+
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A SHA-256 digest in lower-case hex."""
+
+
+class Software(ContractModel):
+    """What the worker runs, computed once at start from its installed files, so an operator
+    (and the public register) can tell an approved release from anything else."""
+
+    version: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$", title="Package version")
+    code_sha256: Sha256 = Field(title="SHA-256 of the installed worker code (see docs/register.md)")
+    model_sha256: Sha256 | None = Field(
+        title="SHA-256 of the model weights file (null: not a local file)"
+    )
 
 
 class Heartbeat(ContractModel):
-    """Liveness of a worker, sent between reports; no traffic data in it."""
+    """Liveness of a worker, sent between reports; no traffic data in it.
+
+    Fields added later have defaults, so heartbeats of older workers stay valid.
+    """
 
     schema_version: Literal[1] = Field(default=SCHEMA_VERSION, title="Wire contract version")
     camera_id: Label = Field(title="Camera the device token belongs to")
@@ -198,5 +230,11 @@ class Heartbeat(ContractModel):
     uptime_s: float = Field(ge=0, le=10 * 365 * 86400, title="Worker uptime in seconds")
     outbox_backlog: NonNegativeCount = Field(title="Reports waiting in the outbox")
     dropped_reports: NonNegativeCount = Field(title="Reports dropped since start")
+    dead_lettered_reports: NonNegativeCount = Field(
+        default=0, title="Reports the API rejected, held in the worker's dead-letter table"
+    )
     streams: list[StreamHealth] = Field(max_length=64, title="Per-stream health")
     config_version: int = Field(ge=0, le=1_000_000, title="Site config version in use")
+    software: Software | None = Field(
+        default=None, title="Worker version and digests of its code and model weights"
+    )

@@ -1,32 +1,60 @@
-"""The committed JSON Schema of the wire contract: ``python -m contract.schema`` rewrites it.
+"""The committed JSON Schemas of the wire contract: ``python -m contract.schema`` rewrites them.
 
-A test fails when the models and the committed file disagree, so a contract change is
-always a visible, reviewed change of ``interval_report.schema.json``.
+A test fails when the models and a committed file disagree, so a contract change is always a
+visible, reviewed change of ``interval_report.schema.json`` or ``heartbeat.schema.json``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contract.report import ReportBatch
+from pydantic import BaseModel
 
-SCHEMA_PATH = Path(__file__).with_name("interval_report.schema.json")
+from contract.report import Heartbeat, ReportBatch
 
-
-def report_batch_schema() -> dict[str, Any]:
-    """JSON Schema of a ``POST /api/v1/reports`` body, as the models define it."""
-    schema = ReportBatch.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://tally.example/schemas/interval-report-batch/v1"
-    return schema
+HERE = Path(__file__).parent
 
 
-def render() -> str:
-    return json.dumps(report_batch_schema(), indent=2, sort_keys=True) + "\n"
+@dataclass(frozen=True, slots=True)
+class CommittedSchema:
+    """One message's schema: what a worker posts to one endpoint."""
+
+    path: Path
+    model: type[BaseModel]
+    schema_id: str
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON Schema as the models define it."""
+        schema = self.model.model_json_schema()
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = self.schema_id
+        return schema
+
+    def render(self) -> str:
+        return json.dumps(self.schema(), indent=2, sort_keys=True) + "\n"
+
+    def committed(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+        return loaded
+
+
+REPORT_BATCH = CommittedSchema(
+    HERE / "interval_report.schema.json",
+    ReportBatch,
+    "https://tally.example/schemas/interval-report-batch/v1",
+)
+"""``POST /api/v1/reports``."""
+HEARTBEAT = CommittedSchema(
+    HERE / "heartbeat.schema.json", Heartbeat, "https://tally.example/schemas/heartbeat/v1"
+)
+"""``POST /api/v1/heartbeat``."""
+SCHEMAS = (REPORT_BATCH, HEARTBEAT)
 
 
 if __name__ == "__main__":
-    SCHEMA_PATH.write_text(render(), encoding="utf-8")
-    print(f"wrote {SCHEMA_PATH}")
+    for committed in SCHEMAS:
+        committed.path.write_text(committed.render(), encoding="utf-8")
+        print(f"wrote {committed.path}")

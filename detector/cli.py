@@ -1,4 +1,4 @@
-"""Command line of the edge worker: ``count``, ``run`` and ``check-config``."""
+"""Command line of the edge worker: ``count``, ``run``, ``check-config`` and ``dead-letters``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -24,6 +25,7 @@ from detector.config import (
     load_config,
     resolve_model_path,
 )
+from detector.outbox import DeadLetter, Outbox, outbox_path
 from detector.source import SourceError, VideoSource
 
 if TYPE_CHECKING:
@@ -150,6 +152,96 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_worker(config, api_url=args.api_url, model_path=args.model)
 
 
+@contextmanager
+def _outboxes(args: argparse.Namespace) -> Iterator[list[Outbox]]:
+    """The existing outboxes of the config's cameras (or of ``--camera``), open."""
+    config = load_config(Path(args.config))
+    ids = [camera.id for camera in config.cameras]
+    if args.camera is not None and args.camera not in ids:
+        raise ConfigError(f"{args.config}: no camera {args.camera!r} (cameras: {', '.join(ids)})")
+    paths = [
+        outbox_path(config.outbox.path, camera_id, len(ids))
+        for camera_id in ids
+        if args.camera in (None, camera_id)
+    ]
+    with ExitStack() as stack:
+        outboxes = []
+        for path in paths:
+            if path.exists():
+                outbox = Outbox(path)
+                stack.callback(outbox.close)
+                outboxes.append(outbox)
+        yield outboxes
+
+
+def _dead_letter_line(letter: DeadLetter) -> str:
+    """Id, interval (ISO 8601 start/duration), status, detail: never the report's contents."""
+    start = letter.interval_start.isoformat().replace("+00:00", "Z")
+    interval = f"{start}/PT{letter.interval_seconds}S" if letter.interval_seconds else start
+    status = str(letter.status) if letter.status is not None else "-"
+    return "\t".join((letter.report_id, interval, status, letter.detail))
+
+
+def _cmd_dead_letters_list(args: argparse.Namespace) -> int:
+    with _outboxes(args) as outboxes:
+        letters = [letter for outbox in outboxes for letter in outbox.dead_letters()]
+    for letter in letters:
+        print(_dead_letter_line(letter))
+    print(f"{len(letters)} dead-lettered report(s)", file=sys.stderr)
+    return 0
+
+
+def _cmd_dead_letters_resend(args: argparse.Namespace) -> int:
+    with _outboxes(args) as outboxes:
+        moved = sum(outbox.resend(None if args.all else [args.id]) for outbox in outboxes)
+    if args.id and not moved:
+        print(f"error: no dead-lettered report {args.id}", file=sys.stderr)
+        return 1
+    print(f"{moved} report(s) moved back to the outbox; the running worker delivers them")
+    return 0
+
+
+def _cmd_dead_letters_drop(args: argparse.Namespace) -> int:
+    if not args.yes:
+        print(
+            f"error: dropping deletes report {args.id} for good (counted as dropped);"
+            " add --yes to confirm",
+            file=sys.stderr,
+        )
+        return 2
+    with _outboxes(args) as outboxes:
+        dropped = sum(outbox.drop_dead_letter(args.id) for outbox in outboxes)
+    if not dropped:
+        print(f"error: no dead-lettered report {args.id}", file=sys.stderr)
+        return 1
+    print(f"dropped report {args.id} (counted as dropped)")
+    return 0
+
+
+def _add_dead_letters(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    letters = commands.add_parser(
+        "dead-letters",
+        help="list, re-send or drop reports the API rejected",
+        description="Reports the API rejected (4xx) wait in the outbox's dead-letter table. "
+        "Fix the camera's registration, then re-send them; the running worker delivers them.",
+    )
+    letters.add_argument("--config", required=True, help="site config YAML (finds the outboxes)")
+    letters.add_argument("--camera", help="only this camera's outbox")
+    actions = letters.add_subparsers(dest="action", required=True)
+    actions.add_parser(
+        "list", help="print id, interval, status and detail, one per line (tab-separated)"
+    ).set_defaults(handler=_cmd_dead_letters_list)
+    resend = actions.add_parser("resend", help="move dead letters back to the outbox")
+    which = resend.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every dead letter")
+    which.add_argument("--id", help="one report id")
+    resend.set_defaults(handler=_cmd_dead_letters_resend)
+    drop = actions.add_parser("drop", help="delete one dead letter for good")
+    drop.add_argument("--id", required=True, help="report id")
+    drop.add_argument("--yes", action="store_true", help="confirm: the report is not delivered")
+    drop.set_defaults(handler=_cmd_dead_letters_drop)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m detector",
@@ -182,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a site config and explain errors")
     check.add_argument("config", help="site config YAML")
     check.set_defaults(handler=_cmd_check_config)
+    _add_dead_letters(commands)
     return parser
 
 

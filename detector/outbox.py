@@ -2,20 +2,25 @@
 
 Every report lives in exactly one place: ``pending`` until the API has it, then
 ``delivered`` (ids only, kept ``delivered_retention_s`` so a restarted worker knows an
-interval was already reported), ``dead_letter`` if the API rejected it as invalid, or
-counted as dropped when a full outbox had to make room. Nothing is lost silently: drops
-are counted persistently and handed to the next report via ``take_dropped()``.
+interval was already reported), ``dead_letter`` if the API rejected it as invalid (with the
+HTTP status and the API's reason, until a person re-sends or drops it), or counted as dropped
+when a full outbox had to make room or a person dropped a dead letter. Nothing is lost
+silently: drops are counted persistently and handed to the next report via ``take_dropped()``.
 WAL with ``synchronous=FULL`` makes a returned ``put`` survive ``kill -9`` and power loss.
+Dead letters hold the report as queued (counts and labels, never imagery) and the reason.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -44,7 +49,8 @@ CREATE TABLE IF NOT EXISTS dead_letter (
     interval_start INTEGER NOT NULL,
     body TEXT NOT NULL,
     reason TEXT NOT NULL,
-    quarantined_at REAL NOT NULL
+    quarantined_at REAL NOT NULL,
+    status INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -52,11 +58,25 @@ CREATE TABLE IF NOT EXISTS counters (
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO counters VALUES ('dropped_total', 0), ('dropped_unreported', 0);
 """
+_ADDED_COLUMNS = {"dead_letter": {"status": "INTEGER"}}
+"""Columns newer than the oldest outbox files in the field; added when such a file is opened."""
 _MAX_REASON_CHARS = 1000
 
 
 class OutboxError(Exception):
     """The outbox could not be read or written (disk full, I/O error, corrupt file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """What a person needs to decide about a rejected report; never the report's contents."""
+
+    report_id: str
+    interval_start: datetime
+    interval_seconds: int | None
+    status: int | None
+    """HTTP status of the rejection; None when the worker itself set the report aside."""
+    detail: str
 
 
 class Outbox:
@@ -88,9 +108,10 @@ class Outbox:
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {path}: cannot open: {exc}") from exc
         self._run_script(_SCHEMA)
+        self._add_missing_columns()
 
     def put(self, report: IntervalReport) -> bool:
-        """Queue a report; ``False`` if its id is already pending, delivered or quarantined."""
+        """Queue a report; ``False`` if its id is already pending, delivered or dead-lettered."""
         with self._transaction() as db:
             if self._known(db, report.report_id):
                 return False
@@ -121,7 +142,7 @@ class Outbox:
                         f"stored report does not match the contract ({exc.error_count()} errors)"
                     )
                     logger.error("outbox %s: report %s: %s", self.path, report_id, reason)
-                    self._move_to_dead_letter(db, report_id, reason)
+                    self._move_to_dead_letter(db, report_id, None, reason)
         return reports
 
     def ack(self, report_ids: Iterable[str]) -> int:
@@ -141,13 +162,60 @@ class Outbox:
             )
         return moved
 
-    def quarantine(self, report_id: str, reason: str) -> bool:
+    def reject(self, report_id: str, status: int | None, detail: str) -> bool:
         """Move a report the API rejected as invalid out of the queue, keeping it for people."""
         with self._transaction() as db:
-            return self._move_to_dead_letter(db, report_id, reason)
+            return self._move_to_dead_letter(db, report_id, status, detail)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Every dead-lettered report, oldest interval first."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT report_id, interval_start, body, status, reason FROM dead_letter "
+                "ORDER BY interval_start, report_id"
+            ).fetchall()
+        return [
+            DeadLetter(
+                report_id,
+                datetime.fromtimestamp(start, UTC),
+                _interval_seconds(body),
+                status,
+                _printable(detail),
+            )
+            for report_id, start, body, status, detail in rows
+        ]
+
+    def resend(self, report_ids: Iterable[str] | None = None) -> int:
+        """Move dead letters (all of them when ``report_ids`` is None) back to the queue, after
+        whatever made the API reject them was fixed; returns how many moved."""
+        with self._transaction() as db:
+            selected = (
+                [row[0] for row in db.execute("SELECT report_id FROM dead_letter")]
+                if report_ids is None
+                else list(report_ids)
+            )
+            moved = 0
+            for report_id in selected:
+                moved += db.execute(
+                    "INSERT INTO pending (report_id, interval_start, body) "
+                    "SELECT report_id, interval_start, body FROM dead_letter WHERE report_id = ?",
+                    (report_id,),
+                ).rowcount
+                db.execute("DELETE FROM dead_letter WHERE report_id = ?", (report_id,))
+            self._drop_overflow(db)
+        return moved
+
+    def drop_dead_letter(self, report_id: str) -> bool:
+        """Delete one dead letter for good; it is counted as dropped, like an overflow."""
+        with self._transaction() as db:
+            dropped = db.execute(
+                "DELETE FROM dead_letter WHERE report_id = ?", (report_id,)
+            ).rowcount
+            self._count_dropped(db, dropped)
+        return bool(dropped)
 
     def contains(self, report_id: str) -> bool:
-        """Whether this interval was already queued, delivered or quarantined."""
+        """Whether this interval was already queued, delivered or dead-lettered."""
         with self._transaction() as db:
             return self._known(db, report_id)
 
@@ -155,7 +223,7 @@ class Outbox:
         """Reports waiting for delivery."""
         return self._count("SELECT COUNT(*) FROM pending")
 
-    def quarantined(self) -> int:
+    def dead_lettered(self) -> int:
         """Reports in the dead-letter table."""
         return self._count("SELECT COUNT(*) FROM dead_letter")
 
@@ -186,6 +254,10 @@ class Outbox:
             "ORDER BY interval_start, seq LIMIT max(0, (SELECT COUNT(*) FROM pending) - ?))",
             (self.max_reports,),
         ).rowcount
+        self._count_dropped(db, dropped)
+
+    @staticmethod
+    def _count_dropped(db: sqlite3.Connection, dropped: int) -> None:
         if dropped:
             db.execute(
                 "UPDATE counters SET value = value + ? "
@@ -193,11 +265,14 @@ class Outbox:
                 (dropped,),
             )
 
-    def _move_to_dead_letter(self, db: sqlite3.Connection, report_id: str, reason: str) -> bool:
+    def _move_to_dead_letter(
+        self, db: sqlite3.Connection, report_id: str, status: int | None, detail: str
+    ) -> bool:
         moved = db.execute(
             "INSERT OR IGNORE INTO dead_letter "
-            "SELECT report_id, interval_start, body, ?, ? FROM pending WHERE report_id = ?",
-            (reason[:_MAX_REASON_CHARS], self._clock(), report_id),
+            "(report_id, interval_start, body, reason, quarantined_at, status) "
+            "SELECT report_id, interval_start, body, ?, ?, ? FROM pending WHERE report_id = ?",
+            (detail[:_MAX_REASON_CHARS], self._clock(), status, report_id),
         ).rowcount
         db.execute("DELETE FROM pending WHERE report_id = ?", (report_id,))
         return bool(moved)
@@ -215,6 +290,14 @@ class Outbox:
     def _count(self, query: str) -> int:
         with self._transaction() as db:
             return int(db.execute(query).fetchone()[0])
+
+    def _add_missing_columns(self) -> None:
+        with self._transaction() as db:
+            for table, columns in _ADDED_COLUMNS.items():
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns.items():
+                    if name not in present:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def _run_script(self, script: str) -> None:
         with self._lock:
@@ -241,5 +324,27 @@ class Outbox:
                 raise OutboxError(f"outbox {self.path}: {exc}") from exc
 
 
+def outbox_path(configured: Path, camera_id: str, cameras: int) -> Path:
+    """One outbox per camera; a single-camera site uses the configured file as is."""
+    if cameras == 1:
+        return configured
+    return configured.with_name(f"{configured.stem}-{camera_id}{configured.suffix}")
+
+
 def _epoch(report: IntervalReport) -> int:
     return int(report.interval_start.timestamp())
+
+
+def _interval_seconds(body: str) -> int | None:
+    """The length of a stored report, read leniently: a dead letter may not validate."""
+    try:
+        value = json.loads(body).get("interval_seconds")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _printable(text: str) -> str:
+    """One line without control characters: the reason came from the network (or from an
+    older worker) and is shown in a terminal."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())

@@ -38,12 +38,19 @@ DEFAULT_FPS = 25.0
 """Used when a stream does not state a usable frame rate."""
 LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt"})
 _STOP_POLL_S = 0.05
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]*@")
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?P<secret>[^\r\n]*)@")
+"""Userinfo runs to the last ``@`` on the line: passwords hold spaces, ``/``, ``@`` and even
+``://`` unencoded, and hiding a host by mistake is cheaper than showing a password."""
+_SENSITIVE_KEYS = (
+    "user|username|password|passwd|passphrase|pass|pwd|pw|token|authtoken|auth|authorization"
+    "|key|apikey|secret|credential|credentials|signature|sig|session|sessionid|jwt"
+)
 _SECRET_PARAMETER = re.compile(
-    r"(?P<key>[?&;](?:user(?:name)?|pass(?:word|wd)?|pwd|token|auth|key|api_?key|secret"
-    r"|access_token|signature|sig)=)[^&;\s#]*",
+    rf"(?<![A-Za-z0-9_.-])(?:[A-Za-z0-9_.-]*[_.-])?(?:{_SENSITIVE_KEYS})=(?P<secret>[^&;#\s]*)",
     re.IGNORECASE,
 )
+"""``key=value`` in a query string or free text; a prefix such as ``x-amz-`` or ``client_``
+counts (``X-Amz-Signature``, ``client_secret``, ``stream_key``)."""
 
 SourceKind = Literal["file", "stream", "device"]
 StateListener = Callable[[StreamState, float], None]
@@ -52,14 +59,30 @@ T = TypeVar("T")
 
 
 def scrub_credentials(text: str) -> str:
-    """Hide ``user:password@`` of every URL in ``text`` and secret-looking query values.
+    """Hide the userinfo of every URL in ``text`` and the values of secret-looking keys.
 
     Camera URLs routinely embed credentials, and log lines travel far (support tickets,
-    log shippers). Userinfo ends at the last ``@`` before the path, so unencoded ``@`` in
-    a password is hidden too.
+    log shippers). Both patterns are matched on the original text and the union of what they
+    cover is hidden, so a value that looks like the other kind (``?token=a@b``, a password
+    holding ``&pw=``) is hidden whole. ``urllib.parse`` is no help here: it ends the host at
+    the first ``/``, which would show half of a password holding one.
     """
-    text = _USERINFO.sub(r"\g<scheme>***@", text)
-    return _SECRET_PARAMETER.sub(r"\g<key>***", text)
+    spans = sorted(
+        match.span("secret")
+        for pattern in (_USERINFO, _SECRET_PARAMETER)
+        for match in pattern.finditer(text)
+    )
+    merged: list[list[int]] = []
+    for start, stop in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    pieces, cursor = [], 0
+    for start, stop in merged:
+        pieces += [text[cursor:start], "***"]
+        cursor = stop
+    return "".join([*pieces, text[cursor:]])
 
 
 def classify_source(uri: str) -> SourceKind:

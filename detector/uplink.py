@@ -1,20 +1,28 @@
 """Delivers queued interval reports to the central API, at least once.
 
 Reports leave the outbox only when the API has answered for them: acknowledged (2xx),
-kept in a different first version (409, acknowledged and counted), or rejected as invalid
-(400/422, moved to the outbox's dead-letter table, counted). Everything else (no network,
-timeouts, 429, 5xx, bad credentials) keeps every report and retries with backoff, so a
-report is never dropped here. The device token is sent as a bearer header and never logged.
+kept in a different first version (409, acknowledged and counted), or rejected (any other
+4xx that is about the report, such as 400 or 422: moved to the outbox's dead-letter table
+with the status and the API's reason, counted, until a person re-sends it with
+``python -m detector dead-letters``). Everything else (no network, timeouts, 408, 429, 5xx,
+and 401/403/404/405, which say the token or the URL is wrong, not the report) keeps every
+report and retries with backoff, so a report is never dropped here and a rejected one is never
+retried in a loop. The device token is sent as a bearer header and never logged.
+
+Every request body's bytes are counted as httpx sent them (``WireBytes``): what the API
+counted for the camera (the public register shows it) can be checked against it, byte for byte.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -34,8 +42,50 @@ _TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
 """Visible ASCII only: anything else could break or inject into the HTTP header."""
 _MAX_JSON_NODES = 10_000
 _REASON_CHARS = 300
+_DETAIL_CHARS = 1000
+_DETAIL_ERRORS = 20
+_NOT_ABOUT_THE_REPORT = frozenset(
+    {
+        httpx.codes.UNAUTHORIZED,
+        httpx.codes.FORBIDDEN,
+        httpx.codes.NOT_FOUND,
+        httpx.codes.METHOD_NOT_ALLOWED,
+    }
+)
+"""Refusals of this device's token or of the URL: fixed in the config, the reports are fine."""
+_TRANSIENT = frozenset({httpx.codes.REQUEST_TIMEOUT, httpx.codes.TOO_MANY_REQUESTS})
 
-Settle = Callable[[IntervalReport, str], None]
+Settle = Callable[[IntervalReport, httpx.Response], None]
+
+
+@dataclass(slots=True)
+class WireBytes:
+    """Request-body bytes this uplink sent, as httpx encoded them.
+
+    ``accepted_*`` count the requests the API stored (answered 2xx, or 409 for a batch whose new
+    reports it stored): those are the bytes the API counts for the camera. ``sent`` counts every
+    request that got any answer.
+    """
+
+    sent: int = 0
+    requests: int = 0
+    accepted_reports: int = 0
+    accepted_heartbeats: int = 0
+
+    @property
+    def accepted(self) -> int:
+        return self.accepted_reports + self.accepted_heartbeats
+
+    def count(self, response: httpx.Response, *, heartbeat: bool) -> None:
+        """Count the body of the request that `response` answers."""
+        size = len(response.request.content)
+        self.sent += size
+        self.requests += 1
+        if response.is_success or response.status_code == httpx.codes.CONFLICT:
+            if heartbeat:
+                self.accepted_heartbeats += size
+            else:
+                self.accepted_reports += size
 
 
 def load_device_token(config: UplinkConfig, environ: Mapping[str, str] = os.environ) -> str:
@@ -96,8 +146,9 @@ class ReportUplink:
         self._clock = clock
         self.delivered = 0
         self.conflicts = 0
-        self.quarantined = 0
+        self.dead_lettered = 0
         self.failures = 0
+        self.wire_bytes = WireBytes()
 
     @classmethod
     def from_config(
@@ -139,6 +190,7 @@ class ReportUplink:
             )
         except httpx.TransportError as exc:
             return self._retry_later(f"cannot reach the API ({type(exc).__name__})")
+        self.wire_bytes.count(response, heartbeat=False)
         return self._handle(batch, response)
 
     def send_heartbeat(self, heartbeat: Heartbeat) -> bool:
@@ -152,6 +204,7 @@ class ReportUplink:
         except httpx.TransportError as exc:
             logger.warning("heartbeat not sent: cannot reach the API (%s)", type(exc).__name__)
             return False
+        self.wire_bytes.count(response, heartbeat=True)
         if response.is_success:
             return True
         logger.warning("heartbeat refused: %s", _describe(response))
@@ -185,12 +238,12 @@ class ReportUplink:
             return 0.0
         if status == httpx.codes.CONFLICT:
             return self._settle_blamed(batch, response, self._accept_conflict)
-        if status in (httpx.codes.BAD_REQUEST, httpx.codes.UNPROCESSABLE_ENTITY):
-            return self._settle_blamed(batch, response, self._quarantine)
-        if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+        if status in _NOT_ABOUT_THE_REPORT:
             return self._wait_for_credentials(status)
         if status == httpx.codes.REQUEST_ENTITY_TOO_LARGE:
-            return self._shrink_batch(batch)
+            return self._shrink_batch(batch, response)
+        if response.is_client_error and status not in _TRANSIENT:
+            return self._settle_blamed(batch, response, self._dead_letter)
         return self._retry_later(_describe(response), _retry_after(response))
 
     def _settle_blamed(
@@ -206,13 +259,12 @@ class ReportUplink:
             )
             self._one_by_one = len(batch)
             return 0.0
-        reason = _describe(response)
         for report in blamed:
-            settle(report, reason)
+            settle(report, response)
         self._settled(len(blamed))
         return 0.0
 
-    def _accept_conflict(self, report: IntervalReport, reason: str) -> None:
+    def _accept_conflict(self, report: IntervalReport, response: httpx.Response) -> None:
         self._outbox.ack([report.report_id])
         self.conflicts += 1
         logger.warning(
@@ -220,23 +272,24 @@ class ReportUplink:
             report.report_id,
             report.camera_id,
             report.interval_start.isoformat(),
-            reason,
+            _describe(response),
         )
 
-    def _quarantine(self, report: IntervalReport, reason: str) -> None:
-        self._outbox.quarantine(report.report_id, reason)
-        self.quarantined += 1
+    def _dead_letter(self, report: IntervalReport, response: httpx.Response) -> None:
+        self._outbox.reject(report.report_id, response.status_code, _detail(response))
+        self.dead_lettered += 1
         logger.error(
-            "report %s (%s %s) rejected as invalid, moved to the dead-letter table: %s",
+            "report %s (%s %s) rejected, moved to the dead-letter table (see python -m detector"
+            " dead-letters): %s",
             report.report_id,
             report.camera_id,
             report.interval_start.isoformat(),
-            reason,
+            _describe(response),
         )
 
-    def _shrink_batch(self, batch: list[IntervalReport]) -> float:
+    def _shrink_batch(self, batch: list[IntervalReport], response: httpx.Response) -> float:
         if len(batch) == 1:
-            self._quarantine(batch[0], "HTTP 413: a single report is too large for the API")
+            self._dead_letter(batch[0], response)
             self._settled(1)
         else:
             self._batch_limit = max(1, len(batch) // 2)
@@ -307,6 +360,27 @@ def _retry_after(response: httpx.Response) -> float:
         return max(0.0, float(response.headers.get("Retry-After", "0")))
     except ValueError:
         return 0.0
+
+
+def _detail(response: httpx.Response) -> str:
+    """The API's ``detail`` (FastAPI's validation errors as ``location: message``), else the
+    start of the body; what a person reads to fix the registration."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, list):
+        errors = [e for e in detail[:_DETAIL_ERRORS] if isinstance(e, dict)]
+        detail = "; ".join(
+            f"{'.'.join(map(str, e['loc'] if isinstance(e.get('loc'), list) else []))}:"
+            f" {e.get('msg', '')}"
+            for e in errors
+        )
+    elif detail is not None and not isinstance(detail, str):
+        detail = json.dumps(detail, sort_keys=True)
+    if not detail:
+        detail = response.text[:_DETAIL_CHARS] or response.reason_phrase
+    return str(detail)[:_DETAIL_CHARS]
 
 
 def _describe(response: httpx.Response) -> str:

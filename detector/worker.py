@@ -16,16 +16,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 
-from contract import Heartbeat, IntervalReport, StreamHealth
+from contract import Heartbeat, IntervalReport, Software, StreamHealth
+from contract.report import MAX_COUNT, MAX_FRAME_SIDE
 from detector.aggregate import HealthCounters
 from detector.config import Camera, SiteConfig, resolve_model_path
 from detector.detect import VehicleDetector
 from detector.engine import CameraPipeline
-from detector.outbox import Outbox, OutboxError
+from detector.outbox import Outbox, OutboxError, outbox_path
+from detector.software import describe_software
 from detector.source import VideoSource, scrub_credentials
 from detector.uplink import ReportUplink
 
@@ -33,13 +34,6 @@ log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 10.0
 """How long a stopping worker keeps delivering before it leaves the rest in the outbox."""
-
-
-def outbox_path(configured: Path, camera_id: str, cameras: int) -> Path:
-    """One outbox per camera; a single-camera site uses the configured file as is."""
-    if cameras == 1:
-        return configured
-    return configured.with_name(f"{configured.stem}-{camera_id}{configured.suffix}")
 
 
 @dataclass(slots=True)
@@ -52,16 +46,22 @@ class CameraWorker:
     detector_lock: threading.Lock
     outbox: Outbox
     source: VideoSource
+    software: Software | None = None
     started_at: float = field(default_factory=time.monotonic)
     pipeline: CameraPipeline | None = None
     unstored_reports: int = 0
     unstored_reported: int = 0
     skipped_reports: int = 0
+    frame_size: tuple[int, int] | None = None
+    """Width and height of the stream's frames, once it delivers one (for the heartbeat)."""
 
     def run(self) -> None:
         """Process the stream until it ends or the source is stopped, then flush."""
         log.info("camera %s: reading %s", self.camera.id, scrub_credentials(self.camera.source))
         for pending in self.source:
+            width, height = pending.meta.width, pending.meta.height
+            if 0 < width <= MAX_FRAME_SIDE and 0 < height <= MAX_FRAME_SIDE:
+                self.frame_size = (width, height)
             if self.pipeline is None:
                 self.pipeline = CameraPipeline(
                     self.camera, self.detector, self.source.fps, self.health, self.detector_lock
@@ -107,7 +107,8 @@ class CameraWorker:
         )
 
     def heartbeat(self) -> Heartbeat:
-        """Liveness for the API; no traffic data."""
+        """Liveness for the API; no traffic data. Counts past the contract's bound read as
+        the bound (a large outbox must not make the heartbeat itself invalid)."""
         fps = (
             self.pipeline.frames_analysed / max(time.monotonic() - self.started_at, 1e-6)
             if self.pipeline
@@ -115,23 +116,29 @@ class CameraWorker:
         )
         try:
             backlog, dropped = self.outbox.backlog(), self.outbox.dropped_total()
+            dead_lettered = self.outbox.dead_lettered()
         except OutboxError:
-            backlog, dropped = 0, 0
+            backlog, dropped, dead_lettered = 0, 0, 0
         return Heartbeat(
             camera_id=self.camera.id,
             sent_at=datetime.now(UTC),
             uptime_s=time.monotonic() - self.started_at,
-            outbox_backlog=backlog,
-            dropped_reports=dropped + self.unstored_reports,
+            outbox_backlog=min(backlog, MAX_COUNT),
+            dropped_reports=min(dropped + self.unstored_reports, MAX_COUNT),
+            dead_lettered_reports=min(dead_lettered, MAX_COUNT),
             streams=[
                 StreamHealth(
                     camera_id=self.camera.id,
                     state=self.source.state,
                     reconnects=self.source.reconnects,
                     fps=round(min(fps, 1000.0), 2),
+                    frame_width=self.frame_size[0] if self.frame_size else None,
+                    frame_height=self.frame_size[1] if self.frame_size else None,
+                    source_fps=self.source.fps if self.frame_size else None,
                 )
             ],
             config_version=self.config.config_version,
+            software=self.software,
         )
 
 
@@ -165,6 +172,8 @@ def run_worker(
         )
     stop = stop or threading.Event()
     detector = VehicleDetector(config.model, resolve_model_path(model_path, config.model.path))
+    software = describe_software(detector.model_path)
+    log.info("software %s, code sha256 %s", software.version, software.code_sha256)
     lock = threading.Lock()
     workers = [
         CameraWorker(
@@ -177,6 +186,7 @@ def run_worker(
                 config.outbox.max_reports,
             ),
             VideoSource(camera.source, start_epoch=start_epoch, plays=camera.plays),
+            software,
         )
         for camera in config.cameras
     ]
@@ -205,7 +215,20 @@ def run_worker(
         thread.join()
     _drain(workers, uplinks)
     delivery_stop.set()
-    for uplink in uplinks:
+    for thread in threads[len(workers) :]:
+        thread.join(config.uplink.timeout_s)  # a request in flight finishes: final byte counts
+    for uplink, worker in zip(uplinks, workers, strict=False):
+        wire = uplink.wire_bytes
+        log.info(
+            "camera %s: uplink sent %d body bytes in %d requests; the API stored %d"
+            " (reports %d, heartbeats %d)",
+            worker.camera.id,
+            wire.sent,
+            wire.requests,
+            wire.accepted,
+            wire.accepted_reports,
+            wire.accepted_heartbeats,
+        )
         uplink.close()
     return 0
 

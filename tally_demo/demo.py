@@ -1,10 +1,12 @@
 """``python -m tally_demo``: the whole system on one machine, in one command.
 
-It starts the API on a SQLite file, registers a demo site, camera and device token through
-the API's own admin CLI, runs one worker (``python -m detector run``) over a real clip and
-keeps the dashboard up until Ctrl-C. Files replay as fast as the CPU allows: stream time, not
-wall time, drives the 60-s intervals. Every part runs as its own process, exactly as in a
-deployment, and Ctrl-C stops the worker first (it flushes its open interval) and the API last.
+It starts the API on a SQLite file, registers a demo site, camera, device token and an admin
+login (printed at start) through the API's own admin CLI, runs one worker (``python -m
+detector run``) over a real clip and keeps the dashboard up until Ctrl-C. Files replay as fast
+as the CPU allows: stream time, not wall time, drives the 60-s intervals. Every part runs as
+its own process, exactly as in a deployment, and Ctrl-C stops the worker first (it flushes its
+open interval) and the API last. Progress is read through the API, signed in with the demo
+login, as a planner would read it.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import argparse
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -32,10 +33,13 @@ DEFAULT_CLIP = Path("data/video/motorway_cctv_twoway_320x240.avi")
 DEFAULT_MODEL = Path("models/yolo26n_dq.pt")
 SITE_ID = "demo-site"
 CAMERA_ID = "demo-cam"
+DEMO_EMAIL = "demo@tally.invalid"
 START_TIMEOUT_S = 60.0
 WORKER_STOP_TIMEOUT_S = 20.0
 API_STOP_TIMEOUT_S = 10.0
 POLL_S = 1.0
+LOOK_AHEAD = timedelta(hours=2)
+"""A replayed file runs ahead of the wall clock: read that far past now."""
 
 
 def shared_dir() -> Path:
@@ -111,6 +115,11 @@ class DemoPaths:
     def outbox(self) -> Path:
         return self.root / "outbox.db"
 
+    @property
+    def login(self) -> Path:
+        """The demo login's generated password (the demo's own folder, mode 600)."""
+        return self.root / "demo-login"
+
     def log(self, name: str) -> Path:
         return self.root / f"{name}.log"
 
@@ -133,6 +142,9 @@ class Demo:
         self.env.pop("TALLY_DEVICE_TOKEN", None)
         self.api: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
+        self.password = ""
+        self.started_at = datetime.now(UTC)
+        self.planner = httpx.Client(base_url=self.base_url, timeout=10)
         self._logs: list[IO[bytes]] = []
 
     def admin(self, *args: str) -> str:
@@ -141,6 +153,7 @@ class Demo:
             [sys.executable, "-m", "api", *args],
             env=self.env,
             cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             check=False,
@@ -150,10 +163,11 @@ class Demo:
         return done.stdout.strip()
 
     def register(self) -> None:
-        """Schema, site, camera and device token; skipped when a previous run did it."""
+        """Schema, site, camera, device token and login; skipped when a previous run did it."""
         self.admin("migrate")
-        if self.paths.token.exists():
-            say(f"reusing the demo site and token in {self.paths.root}")
+        if self.paths.token.exists() and self.paths.login.exists():
+            say(f"reusing the demo site, token and login in {self.paths.root}")
+            self.password = self.paths.login.read_text(encoding="utf-8").strip()
             return
         self.admin(
             "add-site",
@@ -167,7 +181,42 @@ class Demo:
         token = self.admin("issue-token", "--camera", CAMERA_ID)
         self.paths.token.touch(mode=0o600)
         self.paths.token.write_text(token + "\n", encoding="utf-8")
-        say(f"registered site {SITE_ID}, camera {CAMERA_ID} and its device token")
+        self.password = self.admin(
+            "add-user", "--email", DEMO_EMAIL, "--name", "Demo planner", "--role", "admin"
+        )
+        self.paths.login.touch(mode=0o600)
+        self.paths.login.write_text(self.password + "\n", encoding="utf-8")
+        say(f"registered site {SITE_ID}, camera {CAMERA_ID}, its device token and a login")
+
+    def sign_in(self) -> None:
+        """Sign the demo's own reader in with the demo login."""
+        response = self.planner.post(
+            "/api/v1/auth/login", json={"email": DEMO_EMAIL, "password": self.password}
+        )
+        if response.status_code != 200:
+            raise DemoError(f"the demo login was refused ({response.status_code})")
+
+    def delivered(self) -> Delivered:
+        """What the API reports for the demo camera since this run started, 1-minute buckets
+        (one per 60-s interval); signs in again when the session has ended."""
+        window = {
+            "camera": CAMERA_ID,
+            "bucket": "1min",
+            "from": (self.started_at - timedelta(minutes=1)).isoformat(),
+            "to": (datetime.now(UTC) + LOOK_AHEAD).isoformat(),
+        }
+        try:
+            response = self.planner.get("/api/v1/counts/series", params=window)
+            if response.status_code == 401:
+                self.sign_in()
+                response = self.planner.get("/api/v1/counts/series", params=window)
+            response.raise_for_status()
+        except (httpx.HTTPError, DemoError):
+            return Delivered(0, 0, None)
+        body = response.json()
+        covered = [b["start"] for b in body["buckets"] if b["coverage"] > 0]
+        latest = datetime.fromisoformat(covered[-1]).astimezone(UTC) if covered else None
+        return Delivered(len(covered), int(body["total"] or 0), latest)
 
     def spawn(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
         """A child in its own session: Ctrl-C reaches the demo only, which stops it in order."""
@@ -216,22 +265,29 @@ class Demo:
     def log(self, name: str) -> Path:
         return self.paths.log(name)
 
+    def stop_worker(self) -> None:
+        """The worker first: it closes its open interval and delivers it."""
+        stop(self.worker, WORKER_STOP_TIMEOUT_S)
+
     def stop(self) -> None:
-        """Worker first (it closes its open interval and delivers it), then the API."""
-        for process, timeout in (
-            (self.worker, WORKER_STOP_TIMEOUT_S),
-            (self.api, API_STOP_TIMEOUT_S),
-        ):
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """Worker (if still running), then the API."""
+        self.stop_worker()
+        stop(self.api, API_STOP_TIMEOUT_S)
+        self.planner.close()
         for log in self._logs:
             log.close()
+
+
+def stop(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL when it does not end in time."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class DemoError(Exception):
@@ -240,7 +296,7 @@ class DemoError(Exception):
 
 @dataclass(frozen=True)
 class Delivered:
-    """What the database holds for the demo camera."""
+    """What the API reports for the demo camera."""
 
     reports: int
     vehicles: int
@@ -251,32 +307,15 @@ class Delivered:
         return f"reports delivered: {self.reports}, vehicles counted: {self.vehicles}{latest}"
 
 
-def delivered(database: Path) -> Delivered:
-    """Read-only look at the API's SQLite file (WAL lets it run beside the writer)."""
-    try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
-            reports, latest = db.execute(
-                "SELECT COUNT(*), MAX(interval_start_s) FROM interval_reports WHERE camera_id = ?",
-                (CAMERA_ID,),
-            ).fetchone()
-            (vehicles,) = db.execute(
-                "SELECT COALESCE(SUM(count), 0) FROM count_rows WHERE camera_id = ?", (CAMERA_ID,)
-            ).fetchone()
-    except sqlite3.Error:
-        return Delivered(0, 0, None)
-    stamp = datetime.fromtimestamp(latest, tz=UTC) if latest is not None else None
-    return Delivered(int(reports), int(vehicles), stamp)
-
-
 def watch(demo: Demo) -> None:
     """Print progress until the worker ends, then keep serving until interrupted."""
     assert demo.worker is not None
     assert demo.api is not None
-    shown = delivered(demo.paths.database)
+    shown = demo.delivered()
     worker_running = True
     while True:
         time.sleep(POLL_S)
-        now = delivered(demo.paths.database)
+        now = demo.delivered()
         if now != shown:
             say(now.describe())
             shown = now
@@ -286,7 +325,7 @@ def watch(demo: Demo) -> None:
             worker_running = False
             code = demo.worker.returncode
             outcome = "finished the clip" if code == 0 else f"exited with {code}"
-            say(f"worker {outcome}; {delivered(demo.paths.database).describe()}")
+            say(f"worker {outcome}; {demo.delivered().describe()}")
             say(f"dashboard still at {demo.base_url}/ — press Ctrl-C to stop")
 
 
@@ -331,13 +370,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
     demo: Demo | None = None
+    final = Delivered(0, 0, None)
     try:
         demo = prepare(args)
         say(f"data folder {demo.paths.root} (database, outbox, logs)")
         demo.register()
         demo.start_api()
+        demo.sign_in()
         say(f"API       {demo.base_url}/api/v1/meta   (docs: {demo.base_url}/docs)")
         say(f"dashboard {demo.base_url}/")
+        say(f"login     {DEMO_EMAIL}   password {demo.password}   (role admin)")
         demo.start_worker()
         say(
             f"worker counting {args.clip.name} (60-s intervals on stream time; log: "
@@ -353,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
         if demo is not None:
+            demo.stop_worker()
+            final = demo.delivered()
             demo.stop()
-    assert demo is not None
-    say(f"stopped cleanly; {delivered(demo.paths.database).describe()}")
+    say(f"stopped cleanly; {final.describe()}")
     return 0

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, SettingsDep
+from api.params import TimeRange, TimeRangeDep
+from api.read_limits import ReadSlotDep
 from api.responses import OpenCounts, OpenSites
 from api.routers.errors import error_responses
-from api.services import open_data, planner
+from api.services import open_data
 from api.services.scope import PUBLIC, visible_sites
 from api.settings import Settings
 from contract import Label
@@ -23,15 +28,8 @@ OPEN_ERRORS = error_responses(404, 422, 503)
 CSV = {"text/csv": {"schema": {"type": "string"}}}
 
 
-def cached(
-    request: Request,
-    settings: Settings,
-    body: str,
-    media_type: str,
-    last_modified: datetime | None,
-) -> Response:
-    """Licence headers, a content ETag and Last-Modified; 304 when the client's copy is current."""
-    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+def feed_headers(settings: Settings, etag: str, last_modified: datetime | None) -> dict[str, str]:
+    """Licence and caching headers every feed carries."""
     headers = {
         "ETag": etag,
         "Cache-Control": f"public, max-age={settings.open_cache_max_age_s}",
@@ -42,8 +40,27 @@ def cached(
     }
     if last_modified is not None:
         headers["Last-Modified"] = format_datetime(last_modified, usegmt=True)
+    return headers
+
+
+def current(request: Request, etag: str) -> bool:
+    """Whether the client's If-None-Match names `etag` (weak comparison, as for a GET)."""
     given = request.headers.get("if-none-match", "")
-    if etag in [tag.strip().removeprefix("W/") for tag in given.split(",")] or given.strip() == "*":
+    tags = {tag.strip().removeprefix("W/") for tag in given.split(",")}
+    return etag.removeprefix("W/") in tags or given.strip() == "*"
+
+
+def cached(
+    request: Request,
+    settings: Settings,
+    body: str,
+    media_type: str,
+    last_modified: datetime | None,
+) -> Response:
+    """A small body with a content ETag; 304 when the client's copy is current."""
+    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+    headers = feed_headers(settings, etag, last_modified)
+    if current(request, etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=media_type, headers=headers)
 
@@ -56,10 +73,10 @@ def latest(stamps: list[datetime | None]) -> datetime | None:
     return max((s for s in stamps if s is not None), default=None)
 
 
-def published_sites(session: SessionDep, settings: Settings) -> tuple[OpenSites, datetime | None]:
+def published_sites(session: Session, settings: Settings) -> tuple[OpenSites, datetime | None]:
     sites = visible_sites(session, PUBLIC)
-    briefs = planner.site_briefs(session, sites)
-    return open_data.open_sites(settings, briefs), latest([b.last_report_at for b in briefs])
+    published = open_data.open_sites(session, settings, sites)
+    return published, latest([s.last_report_at for s in published.sites])
 
 
 @router.get(
@@ -82,10 +99,12 @@ def get_catalog(request: Request, session: SessionDep, settings: SettingsDep) ->
     summary="Public sites as GeoJSON points with latest totals",
     responses={200: {"content": {"application/geo+json": {}}}, **OPEN_ERRORS},
 )
-def get_sites_geojson(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def get_sites_geojson(
+    request: Request, session: SessionDep, settings: SettingsDep, _slot: ReadSlotDep
+) -> Response:
     """A FeatureCollection; coordinates are [lon, lat]."""
     sites, stamp = published_sites(session, settings)
-    body = as_json(open_data.sites_geojson(settings, sites))
+    body = as_json(open_data.sites_geojson(sites))
     return cached(request, settings, body, "application/geo+json", stamp)
 
 
@@ -96,7 +115,9 @@ def get_sites_geojson(request: Request, session: SessionDep, settings: SettingsD
     response_model=OpenSites,
     responses=OPEN_ERRORS,
 )
-def get_sites_json(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def get_sites_json(
+    request: Request, session: SessionDep, settings: SettingsDep, _slot: ReadSlotDep
+) -> Response:
     """The same sites as the GeoJSON feed, as plain JSON."""
     sites, stamp = published_sites(session, settings)
     return cached(
@@ -110,28 +131,41 @@ def get_sites_json(request: Request, session: SessionDep, settings: SettingsDep)
     summary="Public sites with latest totals (CSV)",
     responses={200: {"content": CSV}, **OPEN_ERRORS},
 )
-def get_sites_csv(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def get_sites_csv(
+    request: Request, session: SessionDep, settings: SettingsDep, _slot: ReadSlotDep
+) -> Response:
     """One row per public site."""
     sites, stamp = published_sites(session, settings)
     return cached(request, settings, open_data.sites_csv(sites), "text/csv", stamp)
 
 
 GranularityQ = Annotated[open_data.Granularity, Query(description="Bucket size")]
-FromQ = Annotated[datetime | None, Query(alias="from", description="Start (ISO 8601, UTC)")]
-ToQ = Annotated[datetime | None, Query(alias="to", description="End, exclusive; default now")]
 
 
-def counts_of(
-    session: SessionDep,
+def streamed(
+    request: Request,
+    session: Session,
     settings: Settings,
     site_id: str,
     granularity: open_data.Granularity,
-    start: datetime | None,
-    end: datetime | None,
-) -> tuple[OpenCounts, datetime | None]:
+    span: TimeRange,
+    fmt: str,
+) -> Response:
+    """A count feed: 304 when current, 422 when over the row bound (both before any row is
+    built), else the body streamed a chunk at a time under a weak ETag."""
     (site,) = visible_sites(session, PUBLIC, site_id)
-    counts = open_data.site_counts(session, settings, site, granularity, start, end)
-    return counts, latest([c.last_report_at for c in site.cameras])
+    feed = open_data.plan_counts(session, settings, site, granularity, span, datetime.now(UTC))
+    etag = feed.etag(fmt)
+    headers = feed_headers(settings, etag, latest([c.last_report_at for c in site.cameras]))
+    if current(request, etag):
+        return Response(status_code=304, headers=headers)
+    feed.check_rows(settings.open_max_rows)
+    body: Iterator[bytes] | Iterator[str]
+    if fmt == "json":
+        body, media_type = open_data.counts_json(feed), "application/json"
+    else:
+        body, media_type = open_data.counts_csv(feed), "text/csv"
+    return StreamingResponse(body, media_type=media_type, headers=headers)
 
 
 @router.get(
@@ -146,15 +180,12 @@ def get_counts_json(
     site_id: Label,
     session: SessionDep,
     settings: SettingsDep,
+    _slot: ReadSlotDep,
+    span: TimeRangeDep,
     granularity: GranularityQ = "1h",
-    start: FromQ = None,
-    end: ToQ = None,
 ) -> Response:
     """Buckets without data are absent: no data, never zero traffic."""
-    counts, stamp = counts_of(session, settings, site_id, granularity, start, end)
-    return cached(
-        request, settings, counts.model_dump_json(by_alias=True), "application/json", stamp
-    )
+    return streamed(request, session, settings, site_id, granularity, span, "json")
 
 
 @router.get(
@@ -168,10 +199,9 @@ def get_counts_csv(
     site_id: Label,
     session: SessionDep,
     settings: SettingsDep,
+    _slot: ReadSlotDep,
+    span: TimeRangeDep,
     granularity: GranularityQ = "1h",
-    start: FromQ = None,
-    end: ToQ = None,
 ) -> Response:
     """Buckets without data are absent: no data, never zero traffic."""
-    counts, stamp = counts_of(session, settings, site_id, granularity, start, end)
-    return cached(request, settings, open_data.counts_csv(counts), "text/csv", stamp)
+    return streamed(request, session, settings, site_id, granularity, span, "csv")

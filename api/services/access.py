@@ -8,11 +8,11 @@ restricted to some sites; an admin token acts as an unrestricted admin.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
 
+from api.schemas import Role as Role  # its one home is the API schemas; re-exported here
 from api.services.scope import Audience
 
-Role = Literal["viewer", "editor", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 ROLE_RANK: dict[Role, int] = {role: rank for rank, role in enumerate(ROLES)}
 

@@ -8,9 +8,11 @@ event together with the change it describes, so the log never claims what did no
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.models import AuditEvent
@@ -45,3 +47,30 @@ def record(
     )
     session.add(event)
     return event
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who asks a service for a change and from where: what its audit event names."""
+
+    principal: Principal | None = None
+    """None: the command line."""
+    client_ip: str = ""
+
+    def record(
+        self, session: Session, action: str, target: str, details: Mapping[str, Any] | None = None
+    ) -> AuditEvent:
+        """Add the event for `action` on `target` to the caller's transaction."""
+        return record(session, self.principal, action, target, self.client_ip, details)
+
+
+CLI = Origin()
+"""The command line (and the services' default): no principal, no address."""
+
+
+def recent_events(session: Session, limit: int, before_id: int | None = None) -> list[AuditEvent]:
+    """Newest first; `before_id` pages on from the last event a client has seen."""
+    statement = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if before_id is not None:
+        statement = statement.where(AuditEvent.id < before_id)
+    return list(session.scalars(statement))

@@ -7,14 +7,15 @@ cameras in scope watched none of it, so a gap never reads as zero traffic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, select
 from sqlalchemy.orm import Session
 
-from api.models import CameraRollup, CountRecord, IntervalReportRecord, LineRollup
+from api.models import CameraRollup, CountLine, CountRecord, IntervalReportRecord, LineRollup
 from api.services.grid import Grid
 from api.services.rollups import CLASS_COLUMNS, ROLLUP_GRANULARITIES_S
 from contract import VEHICLE_CLASSES, VehicleClass
@@ -36,10 +37,12 @@ class CountFilter:
 
 @dataclass(frozen=True, slots=True)
 class Series:
-    """One series: its key (fields not grouped on are None) and a value per bucket."""
+    """One series: its key (fields not grouped on are None), a value per bucket, and the
+    coverage of the cameras it draws on (its counts are null where that is 0)."""
 
     key: dict[GroupField, str | None]
     counts: list[int | None]
+    coverage: list[float]
 
     @property
     def total(self) -> int:
@@ -48,7 +51,7 @@ class Series:
 
 @dataclass(frozen=True, slots=True)
 class CountSeries:
-    """Buckets with their coverage, and the series over them."""
+    """Buckets with the coverage of every camera in scope, and the series over them."""
 
     grid: Grid
     coverage: list[float]
@@ -62,6 +65,10 @@ class CountSeries:
         return sum(s.total for s in self.series)
 
 
+Watched = dict[str | None, list[float]]
+"""Seconds watched per bucket, per camera (None: summed over every camera in scope)."""
+
+
 def count_series(
     session: Session,
     grid: Grid,
@@ -72,7 +79,10 @@ def count_series(
     """The series of `where` over `grid`, one per `group_by` value counted in the range.
 
     A series exists once its key has a non-zero count in the range; from then on it reads 0
-    in every watched bucket without traffic and null in every unwatched one.
+    in every bucket its cameras watched without traffic and null in every one they did not.
+    Its cameras: the one it is keyed by, else those with its line and direction (registered
+    now, or seen in its counts), else every camera in scope; on a multi-camera site a camera
+    that was down is a gap in its own series, not a zero pooled with the others' coverage.
     """
     use_raw = source == "raw" or grid.bucket == "1min"
     if not use_raw:
@@ -82,23 +92,30 @@ def count_series(
     else:
         choices = (60, *ROLLUP_GRANULARITIES_S)
     granularity = grid.source_granularity(choices)
+    by_line = needs_lines(where, group_by)
+    # when series may draw on different cameras, the rows keep the camera to tell which
+    per_camera = "camera" in group_by or (by_line and len(where.cameras) > 1)
+    fields = [f for f in GROUP_FIELDS[:3] if f in group_by or (f == "camera" and per_camera)]
     if use_raw:
-        rows = raw_count_rows(session, grid, where, group_by, granularity)
+        rows = raw_count_rows(session, grid, where, fields, granularity)
     else:
-        rows = rollup_count_rows(session, grid, where, group_by, granularity)
+        rows = rollup_count_rows(session, grid, where, fields, granularity)
     # the camera rollup carries coverage in the same rows; otherwise it takes its own query
-    camera_level = not use_raw and not needs_lines(where, group_by)
-    covered = (
-        [0.0] * len(grid)
-        if camera_level
-        else fold_coverage(session, grid, where, granularity, use_raw)
+    camera_level = not use_raw and not by_line
+    watched: Watched = (
+        {} if camera_level else fold_coverage(session, grid, where, granularity, use_raw)
     )
     sums: dict[tuple[str | None, ...], list[int]] = {}
+    seen: dict[tuple[str | None, ...], set[str]] = defaultdict(set)
     for moment, key_values, counts, seconds in rows:
         i = grid.index(moment)
         if i is None:
             continue
-        covered[i] += seconds
+        camera = key_values[0]
+        if camera_level:
+            watched.setdefault(camera, [0.0] * len(grid))[i] += seconds
+        if "camera" not in group_by:
+            key_values = (None, *key_values[1:])
         for vehicle_class, n in counts:
             key = (*key_values, vehicle_class if "vehicle_class" in group_by else None)
             values = sums.get(key)
@@ -107,53 +124,100 @@ def count_series(
                     continue
                 values = sums[key] = [0] * len(grid)
             values[i] += n
-    series = [
-        Series(
-            key=dict(zip(GROUP_FIELDS, key, strict=True)),
-            counts=[n if covered[i] > 0 else None for i, n in enumerate(counts)],
-        )
-        for key, counts in sorted(sums.items(), key=lambda item: [k or "" for k in item[0]])
-    ]
-    cameras = max(len(where.cameras), 1)
-    coverage = [
-        min(c / (grid.ends[i] - grid.starts[i]) / cameras, 1.0) for i, c in enumerate(covered)
-    ]
-    if not group_by and not series:
-        series = [
-            Series(key=dict.fromkeys(GROUP_FIELDS), counts=[0 if c > 0 else None for c in covered])
+            if camera is not None:
+                seen[key].add(camera)
+    if not group_by and not sums:
+        sums[(None,) * len(GROUP_FIELDS)] = [0] * len(grid)
+    lines = (
+        registered_lines(session, where.cameras) if per_camera and "camera" not in group_by else {}
+    )
+
+    def cameras_of(key: tuple[str | None, ...]) -> Collection[str] | None:
+        """The cameras a series draws on (None: every camera in scope)."""
+        if "camera" in group_by:
+            return [str(key[0])]
+        if not lines:
+            return None
+        line, direction = key[1] or where.line, key[2] or where.direction
+        having = {c for c, named in lines.items() if carries(named, line, direction)}
+        return (having | seen.get(key, set())) or None
+
+    def coverage_of(cameras: Collection[str] | None) -> list[float]:
+        """Mean coverage of these cameras per bucket (None: of every camera in scope)."""
+        chosen = list(watched.values()) if cameras is None else [watched.get(c) for c in cameras]
+        share = 1 / (max(len(where.cameras), 1) if cameras is None else len(cameras))
+        seconds = [0.0] * len(grid)
+        for column in chosen:
+            for i, value in enumerate(column or ()):
+                seconds[i] += value
+        return [
+            min(t * share / (e - s), 1.0)
+            for t, s, e in zip(seconds, grid.starts, grid.ends, strict=True)
         ]
-    return CountSeries(grid=grid, coverage=coverage, series=series)
+
+    series = []
+    for key, values in sorted(sums.items(), key=lambda item: [k or "" for k in item[0]]):
+        coverage = coverage_of(cameras_of(key))
+        series.append(
+            Series(
+                key=dict(zip(GROUP_FIELDS, key, strict=True)),
+                counts=[n if c > 0 else None for n, c in zip(values, coverage, strict=True)],
+                coverage=coverage,
+            )
+        )
+    return CountSeries(grid=grid, coverage=coverage_of(None), series=series)
+
+
+def carries(lines: dict[str, set[str]], line: str | None, direction: str | None) -> bool:
+    """Whether a camera with these lines (name -> direction labels) counts line/direction."""
+    named = [labels for name, labels in lines.items() if line is None or name == line]
+    return bool(named) and (direction is None or any(direction in labels for labels in named))
+
+
+def registered_lines(session: Session, cameras: Sequence[str]) -> dict[str, dict[str, set[str]]]:
+    """camera -> line -> its direction labels, as registered now."""
+    lines: dict[str, dict[str, set[str]]] = defaultdict(dict)
+    statement = select(CountLine.camera_id, CountLine.name, CountLine.directions).where(
+        CountLine.camera_id.in_(cameras)
+    )
+    for camera, name, directions in session.execute(statement):
+        lines[camera][name] = set(directions.values())
+    return lines
 
 
 def fold_coverage(
     session: Session, grid: Grid, where: CountFilter, granularity: int, use_raw: bool
-) -> list[float]:
-    """Seconds watched per bucket, summed over the cameras in scope."""
+) -> Watched:
+    """Seconds watched per bucket by each camera in scope."""
     if use_raw:
         start = IntervalReportRecord.interval_start_s
         moment = start - start % granularity
+        camera: ColumnElement[str] = IntervalReportRecord.camera_id.expression
         statement = select(
-            moment, func.sum(IntervalReportRecord.coverage * IntervalReportRecord.interval_seconds)
+            camera,
+            moment,
+            func.sum(IntervalReportRecord.coverage * IntervalReportRecord.interval_seconds),
         ).where(
             literal(granularity) % IntervalReportRecord.interval_seconds == 0,
-            IntervalReportRecord.camera_id.in_(where.cameras),
+            camera.in_(where.cameras),
             start >= grid.start,
             start < grid.end,
         )
     else:
         moment = CameraRollup.bucket_start_s.expression
-        statement = select(moment, func.sum(CameraRollup.covered_s)).where(
+        camera = CameraRollup.camera_id.expression
+        statement = select(camera, moment, func.sum(CameraRollup.covered_s)).where(
             CameraRollup.granularity_s == granularity,
-            CameraRollup.camera_id.in_(where.cameras),
+            camera.in_(where.cameras),
             moment >= grid.start,
             moment < grid.end,
         )
-    covered = [0.0] * len(grid)
-    for bucket, seconds in session.execute(statement.group_by(moment)).all():
+    watched: Watched = {}
+    for camera_id, bucket, seconds in session.execute(statement.group_by(camera, moment)).all():
         i = grid.index(int(bucket))
         if i is not None:
-            covered[i] += float(seconds or 0)
-    return covered
+            watched.setdefault(camera_id, [0.0] * len(grid))[i] += float(seconds or 0)
+    return watched
 
 
 RowOut = tuple[int, tuple[str | None, ...], list[tuple[str, int]], float]

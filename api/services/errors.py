@@ -19,5 +19,6 @@ class ForbiddenError(DomainError):
     """The caller's token does not allow this (e.g. a report for another camera)."""
 
 
-class UnknownLabelError(DomainError):
-    """A report names a line, direction or zone its camera does not have."""
+class RejectedError(DomainError):
+    """A report or heartbeat breaks an ingest rule (unknown label, wrong interval, outside
+    the accepted time window, overlap); nothing of its batch is stored."""

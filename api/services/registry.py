@@ -4,34 +4,110 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from api.models import Camera, CountLine, Site, Zone
-from api.schemas import CameraIn, LineIn, SiteIn, ZoneIn
-from api.services.errors import AlreadyExistsError, NotFoundError
+from api.models import Camera, CameraRollup, CountLine, LineRollup, Site, User, UserSite, Zone
+from api.schemas import CameraIn, LineIn, SiteIn, SiteUpdate, ZoneIn
+from api.services.audit import CLI, Origin
+from api.services.errors import AlreadyExistsError, ForbiddenError, NotFoundError
 from detector.config import Camera as ConfiguredCamera
 
 
-def create_site(session: Session, spec: SiteIn) -> Site:
+class SiteInUseError(AlreadyExistsError):
+    """Deleting the site would leave accounts restricted to no site, which reads as every site."""
+
+
+def require_manageable(origin: Origin, site_id: str) -> None:
+    """Editors restricted to some sites change only those (checked before any lookup, so the
+    answer says nothing about whether another site exists)."""
+    if origin.principal is not None and not origin.principal.may_manage_site(site_id):
+        raise ForbiddenError(f"your account may not manage site {site_id!r}")
+
+
+def create_site(session: Session, spec: SiteIn, origin: Origin = CLI) -> Site:
     """Register a site; its id must be new."""
+    require_manageable(origin, spec.id)
     if session.get(Site, spec.id) is not None:
         raise AlreadyExistsError(f"site {spec.id!r} already exists")
     site = Site(**spec.model_dump(), created_at=datetime.now(UTC))
     session.add(site)
     session.flush()
+    origin.record(session, "site.create", spec.id, spec.model_dump(exclude={"id"}))
     return site
 
 
-def register_camera(session: Session, spec: CameraIn, *, replace: bool = False) -> Camera:
+def require_site(session: Session, site_id: str) -> Site:
+    """The site with this id, or a NotFoundError that names it."""
+    site = session.get(Site, site_id)
+    if site is None:
+        raise NotFoundError(f"site {site_id!r} does not exist")
+    return site
+
+
+def update_site(session: Session, site_id: str, spec: SiteUpdate, origin: Origin = CLI) -> Site:
+    """Replace a site's editable fields; the event lists the fields that changed."""
+    require_manageable(origin, site_id)
+    site = require_site(session, site_id)
+    changed = {k: v for k, v in spec.model_dump().items() if getattr(site, k) != v}
+    for name, value in changed.items():
+        setattr(site, name, value)
+    session.flush()
+    origin.record(session, "site.update", site_id, {"changed": changed})
+    return site
+
+
+def delete_site(session: Session, site_id: str, origin: Origin = CLI) -> list[str]:
+    """Delete a site with its cameras and everything they reported; returns the camera ids.
+
+    Reports, their rows, device health and tokens go with each camera (foreign keys cascade);
+    rollups have no foreign key (ingest upserts them without a lookup), so they go here.
+    """
+    require_manageable(origin, site_id)
+    site = require_site(session, site_id)
+    stranded = only_site_of(session, site_id)
+    if stranded:
+        raise SiteInUseError(
+            f"accounts restricted to site {site_id!r} alone would see every site once it is "
+            f"gone: {', '.join(stranded)}; an admin must change their sites first"
+        )
+    cameras = [c.id for c in site.cameras]
+    for rollup in (LineRollup, CameraRollup):
+        session.execute(delete(rollup).where(rollup.camera_id.in_(cameras)))
+    session.delete(site)
+    session.flush()
+    origin.record(session, "site.delete", site_id, {"name": site.name, "cameras": cameras})
+    return cameras
+
+
+def only_site_of(session: Session, site_id: str) -> list[str]:
+    """E-mails of the accounts whose site restriction is this site alone."""
+    linked = select(UserSite.user_id).where(UserSite.site_id == site_id)
+    alone = (
+        select(UserSite.user_id)
+        .where(UserSite.user_id.in_(linked))
+        .group_by(UserSite.user_id)
+        .having(func.count() == 1)
+    )
+    return list(session.scalars(select(User.email).where(User.id.in_(alone)).order_by(User.email)))
+
+
+def register_camera(
+    session: Session, spec: CameraIn, *, replace: bool = False, origin: Origin = CLI
+) -> Camera:
     """Register a camera, or with `replace` update an existing one's lines and zones.
 
     Stored counts keep their line and direction labels, so replacing lines never loses data.
     """
+    require_manageable(origin, spec.site_id)
     if session.get(Site, spec.site_id) is None:
         raise NotFoundError(f"site {spec.site_id!r} does not exist")
     camera = session.get(Camera, spec.id)
     if camera is not None and not replace:
         raise AlreadyExistsError(f"camera {spec.id!r} already exists (use replace to update it)")
+    if camera is not None and camera.site_id != spec.site_id:
+        require_manageable(origin, camera.site_id)
+    action = "camera.create" if camera is None else "camera.replace"
     if camera is None:
         camera = Camera(id=spec.id, created_at=datetime.now(UTC))
         session.add(camera)
@@ -44,6 +120,8 @@ def register_camera(session: Session, spec: CameraIn, *, replace: bool = False) 
     camera.lines = [CountLine(name=x.name, directions=x.directions()) for x in spec.lines]
     camera.zones = [Zone(name=z.name, lanes=z.lanes, length_m=z.length_m) for z in spec.zones]
     session.flush()
+    details = spec.model_dump(mode="json", exclude={"id"})
+    origin.record(session, action, spec.id, details)
     return camera
 
 

@@ -11,17 +11,22 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.models import ApiToken
-from api.services.registry import require_camera
+from api.schemas import TokenInfo, TokenStatus
+from api.services.audit import CLI, Origin
+from api.services.registry import require_camera, require_manageable
 
 TokenKind = Literal["device", "admin"]
 TOKEN_PATTERN = re.compile(r"^tally_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+USE_RESOLUTION = timedelta(minutes=1)
+"""`last_used_at` is kept to this resolution: a busy token costs one write a minute, not one
+write a request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,7 @@ class IssuedToken:
 
     token_id: str
     token: str
+    expires_at: datetime | None = None
 
 
 def hash_token(secret_key: str, token: str) -> str:
@@ -38,9 +44,18 @@ def hash_token(secret_key: str, token: str) -> str:
 
 
 def issue_token(
-    session: Session, secret_key: str, kind: TokenKind, camera_id: str | None, name: str = ""
+    session: Session,
+    secret_key: str,
+    kind: TokenKind,
+    camera_id: str | None,
+    name: str = "",
+    *,
+    expires_at: datetime | None = None,
 ) -> IssuedToken:
-    """Create and store a token; the caller shows `token` once and never again."""
+    """Create and store a token; the caller shows `token` once and never again.
+
+    Not audited: the callers that act for someone (below) record what they did.
+    """
     token_id = secrets.token_hex(8)
     token = f"tally_{token_id}_{secrets.token_urlsafe(32)}"
     session.add(
@@ -52,13 +67,27 @@ def issue_token(
             token_hash=hash_token(secret_key, token),
             created_at=datetime.now(UTC),
             revoked_at=None,
+            expires_at=expires_at,
         )
     )
-    return IssuedToken(token_id=token_id, token=token)
+    return IssuedToken(token_id=token_id, token=token, expires_at=expires_at)
+
+
+def token_status(stored: ApiToken, now: datetime) -> TokenStatus:
+    """Revoked wins over expired: both refuse the token, revoked says someone meant it."""
+    if stored.revoked_at is not None:
+        return "revoked"
+    if stored.expires_at is not None and stored.expires_at <= now:
+        return "expired"
+    return "live"
 
 
 def verify_token(session: Session, secret_key: str, token: str, kind: TokenKind) -> ApiToken | None:
-    """The live token of this kind that `token` is, or None (unknown, wrong or revoked)."""
+    """The live token of this kind that `token` is, or None (unknown, wrong, revoked, expired).
+
+    A live token's `last_used_at` is set when it is older than USE_RESOLUTION; the caller's
+    commit stores it.
+    """
     match = TOKEN_PATTERN.match(token)
     if match is None:
         return None
@@ -66,13 +95,38 @@ def verify_token(session: Session, secret_key: str, token: str, kind: TokenKind)
     expected = stored.token_hash if stored is not None else hash_token(secret_key, "")
     if not hmac.compare_digest(expected, hash_token(secret_key, token)):
         return None
-    if stored is None or stored.kind != kind or stored.revoked_at is not None:
+    now = datetime.now(UTC)
+    if stored is None or stored.kind != kind or token_status(stored, now) != "live":
         return None
+    if stored.last_used_at is None or now - stored.last_used_at >= USE_RESOLUTION:
+        stored.last_used_at = now
     return stored
 
 
-def revoke_camera_tokens(session: Session, camera_id: str) -> int:
-    """Revoke every live device token of a camera; returns how many were live."""
+def list_tokens(session: Session, camera_id: str | None = None) -> list[TokenInfo]:
+    """Every token (or a camera's), newest first, with its status and nothing secret."""
+    statement = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id)
+    if camera_id is not None:
+        statement = statement.where(ApiToken.camera_id == camera_id)
+    now = datetime.now(UTC)
+    return [
+        TokenInfo(
+            token_id=t.id,
+            kind=t.kind,
+            camera_id=t.camera_id,
+            name=t.name,
+            created_at=t.created_at,
+            expires_at=t.expires_at,
+            last_used_at=t.last_used_at,
+            revoked_at=t.revoked_at,
+            status=token_status(t, now),
+        )
+        for t in session.scalars(statement)
+    ]
+
+
+def revoke_live_tokens(session: Session, camera_id: str) -> int:
+    """Revoke every live device token of a camera (unaudited: callers record why)."""
     result = session.execute(
         update(ApiToken)
         .where(ApiToken.camera_id == camera_id, ApiToken.revoked_at.is_(None))
@@ -81,20 +135,74 @@ def revoke_camera_tokens(session: Session, camera_id: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def revoke_token(session: Session, token_id: str) -> bool:
+def revoke_camera_tokens(session: Session, camera_id: str, origin: Origin = CLI) -> int:
+    """Lock a camera's worker out until it gets a new token; returns how many were live."""
+    camera = require_camera(session, camera_id)
+    require_manageable(origin, camera.site_id)
+    revoked = revoke_live_tokens(session, camera_id)
+    origin.record(session, "token.revoke_camera", camera_id, {"revoked": revoked})
+    return revoked
+
+
+def revoke_token(session: Session, token_id: str, origin: Origin = CLI) -> bool:
     """Revoke one token by its public id; False when there is no such live token."""
     stored = session.get(ApiToken, token_id)
     if stored is None or stored.revoked_at is not None:
         return False
     stored.revoked_at = datetime.now(UTC)
+    origin.record(
+        session, "token.revoke", token_id, {"kind": stored.kind, "camera_id": stored.camera_id}
+    )
     return True
 
 
+def expiry(lifetime: timedelta | None) -> datetime | None:
+    """When a token issued now with this lifetime stops working (None: never)."""
+    return datetime.now(UTC) + lifetime if lifetime is not None else None
+
+
 def issue_device_token(
-    session: Session, secret_key: str, camera_id: str, *, rotate: bool = False
+    session: Session,
+    secret_key: str,
+    camera_id: str,
+    *,
+    rotate: bool = False,
+    lifetime: timedelta | None = None,
+    origin: Origin = CLI,
 ) -> IssuedToken:
     """A new token for an existing camera; `rotate` revokes the camera's other tokens first."""
-    require_camera(session, camera_id)
-    if rotate:
-        revoke_camera_tokens(session, camera_id)
-    return issue_token(session, secret_key, "device", camera_id)
+    camera = require_camera(session, camera_id)
+    require_manageable(origin, camera.site_id)
+    revoked = revoke_live_tokens(session, camera_id) if rotate else 0
+    issued = issue_token(session, secret_key, "device", camera_id, expires_at=expiry(lifetime))
+    origin.record(
+        session,
+        "token.rotate" if rotate else "token.issue",
+        issued.token_id,
+        {"camera_id": camera_id, "expires_at": iso(issued.expires_at), "revoked": revoked},
+    )
+    return issued
+
+
+def create_admin_token(
+    session: Session,
+    secret_key: str,
+    name: str,
+    *,
+    lifetime: timedelta | None = None,
+    origin: Origin = CLI,
+) -> IssuedToken:
+    """A new admin token (an unrestricted admin principal) for `name`."""
+    issued = issue_token(session, secret_key, "admin", None, name, expires_at=expiry(lifetime))
+    origin.record(
+        session,
+        "admin_token.create",
+        issued.token_id,
+        {"name": name, "expires_at": iso(issued.expires_at)},
+    )
+    return issued
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A time as the audit log's JSON keeps it."""
+    return moment.isoformat() if moment is not None else None

@@ -7,24 +7,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
 from api.db import make_engine, make_session_factory, session_scope
-from api.schemas import CameraIn, LineIn, SiteIn, ZoneIn
-from api.services import registry, tokens
+from api.schemas import CameraIn, LineIn, Role, SiteIn, UserIn, ZoneIn
+from api.services import registry, tokens, users
+from api.services.login import CSRF_HEADER, SESSION_COOKIE
 from api.settings import Settings
 from contract import IntervalReport, interval_report_id
 
-TEST_SECRET = "test-secret-not-for-production"
+TEST_SECRET = "api-tests-Vq7Lm2Rx9Tb4Nw8Kc3Hz6Pd1Fs5Gj0Ya"
+TEST_PASSWORD = "correct horse battery staple"
 MAIN_DIRECTIONS: dict[Any, str] = {"down": "southbound", "up": "northbound"}
 
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
+    defaults: dict[str, Any] = {
+        "ingest_rate_limit": "100000/minute",
+        "auth_failure_rate_limit": "100000/minute",
+        "login_rate_limit": "100000/minute",
+        "ingest_max_age_days": 3650,  # the tests' reports are dated in March 2026 (T0)
+    }
     return Settings(
         database_url=database_url,
         environment="test",
         secret_key=TEST_SECRET,
-        ingest_rate_limit="100000/minute",
-        auth_failure_rate_limit="100000/minute",
-        **overrides,
+        **(defaults | overrides),
     )
 
 
@@ -81,6 +90,65 @@ def register(
     finally:
         engine.dispose()
     return Registered(site=site_id, camera=camera_id, token=issued.token, token_id=issued.token_id)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A planner account made for a test, with its password."""
+
+    email: str
+    password: str
+    role: Role
+
+
+def add_account(
+    settings: Settings,
+    role: Role = "viewer",
+    site_ids: list[str] | None = None,
+    password: str = TEST_PASSWORD,
+) -> Account:
+    """A fresh account (unique e-mail) through the same service as the CLI and admin API."""
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.org"
+    spec = UserIn(email=email, display_name=f"Test {role}", role=role, site_ids=site_ids)
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            users.create_user(session, spec, password)
+    finally:
+        engine.dispose()
+    return Account(email=email, password=password, role=role)
+
+
+@dataclass(frozen=True)
+class Login:
+    """A login session: the cookie and the CSRF token that changes must send with it."""
+
+    cookie: str
+    csrf_token: str
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        return {SESSION_COOKIE: self.cookie}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {CSRF_HEADER: self.csrf_token}
+
+
+def log_in(client: TestClient, account: Account) -> Login:
+    """Sign in through the real login endpoint."""
+    response = client.post(
+        "/api/v1/auth/login", json={"email": account.email, "password": account.password}
+    )
+    assert response.status_code == 200, response.text
+    return Login(cookie=response.cookies[SESSION_COOKIE], csrf_token=response.json()["csrf_token"])
+
+
+def signed_in(app: FastAPI, login: Login) -> TestClient:
+    """A client that sends the login's cookie and CSRF token with every request."""
+    return TestClient(
+        app, raise_server_exceptions=False, cookies=login.cookies, headers=login.headers
+    )
 
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

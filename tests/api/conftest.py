@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_testkit import Registered, register, settings_for
+from api_testkit import Login, Registered, add_account, log_in, register, settings_for, signed_in
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.db import session_scope
+from api.services.tokens import issue_token
 from tests.support.databases import migrated_database, scratch_postgres_database
 
 
@@ -46,8 +48,31 @@ def app(database_url: str) -> FastAPI:
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
+    """An anonymous client (device calls carry their own bearer token)."""
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def viewer_login(app: FastAPI) -> Login:
+    """One login session of an unrestricted viewer, shared by a session's planner reads."""
+    with TestClient(app) as anonymous:
+        return log_in(anonymous, add_account(app.state.settings, "viewer"))
+
+
+@pytest.fixture
+def planner(app: FastAPI, viewer_login: Login) -> Iterator[TestClient]:
+    """A client signed in as an unrestricted viewer (cookie and CSRF token on every request)."""
+    with signed_in(app, viewer_login) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin_headers(app: FastAPI) -> dict[str, str]:
+    """Authorization for an admin token: an unrestricted admin."""
+    with session_scope(app.state.session_factory) as session:
+        issued = issue_token(session, app.state.settings.secret_key, "admin", None, "tests")
+    return {"Authorization": f"Bearer {issued.token}"}
 
 
 @pytest.fixture

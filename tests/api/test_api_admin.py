@@ -19,8 +19,6 @@ from pydantic import ValidationError
 from sqlalchemy import create_engine, inspect
 
 from api import migrate
-from api.db import session_scope
-from api.services.tokens import issue_token
 from api.settings import Settings
 
 SITE_YAML = """
@@ -37,13 +35,6 @@ cameras:
       - name: approach
         polygon: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.4]]
 """
-
-
-@pytest.fixture
-def admin_headers(app: FastAPI) -> dict[str, str]:
-    with session_scope(app.state.session_factory) as session:
-        issued = issue_token(session, app.state.settings.secret_key, "admin", None, "tests")
-    return {"Authorization": f"Bearer {issued.token}"}
 
 
 def test_admin_endpoints_register_and_manage_tokens(
@@ -127,7 +118,12 @@ def free_port() -> int:
 
 def cli(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "api", *args], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "api", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
@@ -136,7 +132,10 @@ def cli(env: dict[str, str], *args: str) -> str:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """`python -m api serve` on a free loopback port with a fresh SQLite file."""
-    env = os.environ | {"TALLY_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    env = os.environ | {
+        "TALLY_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "TALLY_INGEST_MAX_AGE_DAYS": "3650",  # the report is dated T0, in March 2026
+    }
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "api", "serve", "--port", str(port)],
@@ -187,12 +186,20 @@ def test_cli_and_a_real_server_end_to_end(
     assert (
         httpx.post(f"{base}/api/v1/reports", json=batch(report), headers=headers).status_code == 200
     )
-    series = httpx.get(
-        f"{base}/api/v1/counts/series",
-        params={"site": "high-st", "from": T0.isoformat(), "to": "2026-03-02T09:00:00Z"},
-    ).json()
-    assert series["total"] == 4
-    detail = httpx.get(f"{base}/api/v1/sites/high-st").json()
+    password = cli(
+        env, "add-user", "--email", "Planner@Example.org", "--name", "P", "--role", "viewer"
+    )
+    assert len(password) >= 12
+    assert "\n" not in password
+    assert "planner@example.org\tviewer\tP\tall sites\tnever" in cli(env, "list-users")
+    window = {"site": "high-st", "from": T0.isoformat(), "to": "2026-03-02T09:00:00Z"}
+    with httpx.Client(base_url=base) as planner:
+        assert planner.get("/api/v1/counts/series", params=window).status_code == 401
+        login = {"email": "planner@example.org", "password": password}
+        assert planner.post("/api/v1/auth/login", json=login).status_code == 200
+        series = planner.get("/api/v1/counts/series", params=window).json()
+        assert series["total"] == 4
+        detail = planner.get("/api/v1/sites/high-st").json()
     assert detail["cameras"][0]["config_version"] == 4
     assert "secret" not in str(detail)
     cli(env, "revoke-token", "--camera", "cam-1")

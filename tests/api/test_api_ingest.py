@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from accounts_testkit import admin_token_headers
 from api_testkit import (
-    T0,
     Registered,
     batch,
     make_report,
@@ -25,6 +27,15 @@ from api.services.tokens import revoke_token
 from contract import IntervalReport
 
 CAR_ROW = {"line": "main", "direction": "northbound", "vehicle_class": "car"}
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+"""Yesterday: inside the accepted window around server time, and hour-aligned."""
+EIGHT_MIB = 8 * 1024 * 1024
+JSON = {"Content-Type": "application/json"}
+REFUSED_TOKENS = {
+    "none": {},
+    "unknown": {"Authorization": "Bearer tally_0123456789abcdef_" + "x" * 43},
+    "malformed": {"Authorization": "Bearer not-a-token"},
+}
 
 
 def post(client: TestClient, reg: Registered, *reports: IntervalReport) -> Response:
@@ -33,7 +44,11 @@ def post(client: TestClient, reg: Registered, *reports: IntervalReport) -> Respo
 
 def series(client: TestClient, reg: Registered, **params: Any) -> dict[str, Any]:
     query = {"camera": reg.camera, "from": T0.isoformat(), "to": (T0 + minutes(60)).isoformat()}
-    response = client.get("/api/v1/counts/series", params=query | params)
+    response = client.get(
+        "/api/v1/counts/series",
+        params=query | params,
+        headers=admin_token_headers(client.app),  # type: ignore[arg-type]
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -87,6 +102,55 @@ def test_ingest_without_a_valid_token_is_401(
         "/api/v1/reports", json=batch(make_report(registered.camera, T0)), headers=headers
     )
     assert response.status_code == 401, why
+
+
+def parse_heavy_body(size: int) -> bytes:
+    """JSON of many small objects (what the strict parser is slowest at), ``size`` bytes at
+    most, whose top-level key repeats at the very end: the parser reads all of it before it
+    can answer 400, so the answer costs exactly one full parse."""
+    item = b'{"line": "main", "direction": "northbound", "vehicle_class": "car", "count": 5}'
+    count = (size - len(b'{"reports": [], "reports": []}')) // (len(item) + 1)
+    return b'{"reports": [' + b",".join([item] * count) + b'], "reports": []}'
+
+
+@pytest.mark.parametrize("path", ["/api/v1/reports", "/api/v1/heartbeat"])
+@pytest.mark.parametrize("headers", REFUSED_TOKENS.values(), ids=REFUSED_TOKENS.keys())
+def test_a_refused_token_is_401_before_the_body_is_read(
+    client: TestClient, path: str, headers: dict[str, str]
+) -> None:
+    not_json = parse_heavy_body(EIGHT_MIB)[:-1]  # truncated: parsing it would answer 422
+    response = client.post(path, content=not_json, headers=headers | JSON)
+    assert response.status_code == 401, response.text[:200]
+
+
+def test_an_anonymous_8_mib_body_costs_a_small_fraction_of_parsing_it(
+    client: TestClient, registered: Registered
+) -> None:
+    body = parse_heavy_body(EIGHT_MIB)
+
+    def fastest(headers: dict[str, str], status: int) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            response = client.post("/api/v1/reports", content=body, headers=headers | JSON)
+            times.append(time.perf_counter() - started)
+            assert response.status_code == status, response.text[:200]
+        return min(times)
+
+    parsed = fastest(registered.auth, 400)  # the repeated key, found after a full parse
+    anonymous = fastest({}, 401)
+    print(f"FIGURE anonymous_8mib_s={anonymous:.3f} authenticated_8mib_s={parsed:.3f}")
+    assert anonymous < parsed / 5
+
+
+def test_the_failure_limit_is_checked_before_the_body(database_url: str) -> None:
+    settings = settings_for(database_url).model_copy(update={"auth_failure_rate_limit": "2/minute"})
+    with TestClient(create_app(settings)) as client:
+        codes = [
+            client.post("/api/v1/reports", content=b"{not json", headers=JSON).status_code
+            for _ in range(3)
+        ]
+    assert codes == [401, 401, 429]
 
 
 def test_revoked_token_is_401(client: TestClient, app: FastAPI) -> None:
@@ -159,7 +223,7 @@ def test_unknown_line_direction_or_zone_is_rejected_clearly(
         ),
         lambda r: r | {"camera_id": "../etc/passwd"},
         lambda r: r | {"report_id": "00000000-0000-0000-0000-000000000000"},
-        lambda r: r | {"interval_start": "2026-03-02T08:00:30Z"},
+        lambda r: r | {"interval_start": (T0 + timedelta(seconds=30)).isoformat()},
     ],
     ids=["extra-field", "negative", "too-big", "bad-label", "wrong-id", "unaligned"],
 )
@@ -221,7 +285,7 @@ def test_database_down_is_503_so_the_device_keeps_its_outbox(url: str) -> None:
 def test_heartbeat_updates_device_health(client: TestClient, registered: Registered) -> None:
     beat = {
         "camera_id": registered.camera,
-        "sent_at": "2026-03-02T08:00:00Z",
+        "sent_at": T0.isoformat(),
         "uptime_s": 120.0,
         "outbox_backlog": 3,
         "dropped_reports": 0,
@@ -232,7 +296,11 @@ def test_heartbeat_updates_device_health(client: TestClient, registered: Registe
     }
     response = client.post("/api/v1/heartbeat", json=beat, headers=registered.auth)
     assert response.status_code == 200, response.text
-    health = client.get("/api/v1/devices/health", params={"site": registered.site}).json()
+    health = client.get(
+        "/api/v1/devices/health",
+        params={"site": registered.site},
+        headers=admin_token_headers(client.app),  # type: ignore[arg-type]
+    ).json()
     (camera,) = health["cameras"]
     assert camera["status"] == "online"
     assert camera["reported_config_version"] == 7
@@ -248,7 +316,11 @@ def test_heartbeat_updates_device_health(client: TestClient, registered: Registe
 def test_device_health_lists_exactly_the_requested_days(
     client: TestClient, registered: Registered, days: int
 ) -> None:
-    response = client.get("/api/v1/devices/health", params={"site": registered.site, "days": days})
+    response = client.get(
+        "/api/v1/devices/health",
+        params={"site": registered.site, "days": days},
+        headers=admin_token_headers(client.app),  # type: ignore[arg-type]
+    )
     assert response.status_code == 200, response.text
     (camera,) = response.json()["cameras"]
     assert len(camera["coverage_by_day"]) == days

@@ -11,22 +11,28 @@ import httpx
 import pytest
 from api_testkit import (
     T0,
+    Login,
     Registered,
+    add_account,
     batch,
+    log_in,
     make_report,
     minutes,
     register,
-    settings_for,
+    signed_in,
     zone_row,
 )
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.db import session_scope
 from api.services.counts import CountFilter, count_series
 from api.services.grid import BucketName, make_grid
-from api.services.tokens import issue_token
+
+
+@pytest.fixture
+def client(planner: TestClient) -> TestClient:
+    """Every read here is a signed-in planner's (device posts carry their own token)."""
+    return planner
 
 
 def post(client: TestClient, reg: Registered, *reports: Any) -> None:
@@ -217,14 +223,16 @@ def test_rollups_agree_with_raw_rows(app: FastAPI, client: TestClient, bucket: B
     assert fast.total == sum(n % 4 for n in range(40))
 
 
-def test_round_trip_through_asgi_transport(app: FastAPI) -> None:
+def test_round_trip_through_asgi_transport(app: FastAPI, viewer_login: Login) -> None:
     """A contract report posted through httpx's ASGI transport reads back through the planner."""
     reg = register(app.state.settings)
     report = make_report(reg.camera, T0, {("main", "southbound", "motorcycle"): 7})
 
     async def round_trip() -> dict[str, Any]:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tally") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://tally", cookies=viewer_login.cookies
+        ) as client:
             posted = await client.post("/api/v1/reports", json=batch(report), headers=reg.auth)
             assert posted.status_code == 200
             response = await client.get(
@@ -253,17 +261,24 @@ def test_round_trip_through_asgi_transport(app: FastAPI) -> None:
     ]
 
 
-def test_token_mode_hides_private_sites_without_an_admin_token(database_url: str) -> None:
-    settings = settings_for(database_url, planner_access="token")
-    private, public = register(settings, public=False), register(settings, public=True)
-    app = create_app(settings)
-    with session_scope(app.state.session_factory) as session:
-        admin = issue_token(session, settings.secret_key, "admin", None, "planner")
-    with TestClient(app) as client:
-        anonymous = {s["id"] for s in get(client, "/api/v1/sites")["sites"]}
-        assert public.site in anonymous
-        assert private.site not in anonymous
-        assert client.get(f"/api/v1/sites/{private.site}").status_code == 404
-        headers = {"Authorization": f"Bearer {admin.token}"}
-        response = client.get(f"/api/v1/sites/{private.site}", headers=headers)
-        assert response.status_code == 200
+def test_planner_reads_need_a_login_and_keep_to_the_account_sites(app: FastAPI) -> None:
+    """Anonymous planner calls are refused; a viewer restricted to one site sees only it,
+    and a site outside the restriction reads as absent (404), public or not."""
+    settings = app.state.settings
+    mine, other = register(settings, public=False), register(settings, public=True)
+    with TestClient(app) as anonymous:
+        for path in ("/api/v1/sites", f"/api/v1/sites/{other.site}", "/api/v1/devices/health"):
+            assert anonymous.get(path).status_code == 401, path
+        assert (
+            anonymous.get("/api/v1/counts/series", params={"site": other.site}).status_code == 401
+        )
+        viewer = log_in(anonymous, add_account(settings, "viewer", site_ids=[mine.site]))
+    with signed_in(app, viewer) as client:
+        assert [s["id"] for s in get(client, "/api/v1/sites")["sites"]] == [mine.site]
+        assert get(client, f"/api/v1/sites/{mine.site}")["public"] is False
+        assert client.get(f"/api/v1/sites/{other.site}").status_code == 404
+        for params in ({"site": other.site}, {"camera": other.camera}):
+            response = client.get("/api/v1/counts/series", params=params | window())
+            assert response.status_code == 404, params
+        health = get(client, "/api/v1/devices/health")["cameras"]
+        assert [c["camera"] for c in health] == [mine.camera]

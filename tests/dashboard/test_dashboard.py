@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageStat
 from playwright.sync_api import Page
 
-from tests.dashboard.conftest import SITE_TZ, Seeded
+from tests.dashboard.conftest import SITE_TZ, OpenTab, Seeded
 
 pytestmark = pytest.mark.browser
 TABLET = {"width": 820, "height": 1180}
@@ -164,14 +164,15 @@ def test_health_page_shows_device_state_and_marks_the_gap(page: Page, seeded: Se
 
 
 def summary(seeded: Seeded, site: str, first: date, last: date) -> dict[str, Any]:
-    response = httpx.get(
-        f"{seeded.base_url}/api/v1/counts/summary",
-        params={
-            "site": site,
-            "from": f"{first}T00:00:00",
-            "to": f"{last + timedelta(days=1)}T00:00:00",
-        },
-    )
+    with seeded.server.admin() as admin:
+        response = admin.get(
+            "/api/v1/counts/summary",
+            params={
+                "site": site,
+                "from": f"{first}T00:00:00",
+                "to": f"{last + timedelta(days=1)}T00:00:00",
+            },
+        )
     response.raise_for_status()
     body: dict[str, Any] = response.json()
     return body
@@ -192,7 +193,8 @@ def test_compare_two_sites_side_by_side(page: Page, seeded: Seeded) -> None:
 def test_overview_maps_every_site_with_latest_totals(page: Page, seeded: Seeded) -> None:
     open_app(page, "?page=overview")
     assert page.locator(".map path.leaflet-interactive").count() == 2
-    sites = httpx.get(f"{seeded.base_url}/api/v1/sites").json()["sites"]
+    with seeded.server.admin() as admin:
+        sites = admin.get("/api/v1/sites").json()["sites"]
     text = page.locator("table").inner_text()
     for site in sites:
         assert f"{site['totals_24h']['count']:,}" in text
@@ -201,9 +203,8 @@ def test_overview_maps_every_site_with_latest_totals(page: Page, seeded: Seeded)
     assert page.locator("h1").inner_text() == "Mill Road"
 
 
-def test_tablet_and_keyboard(browser: Any, seeded: Seeded, tmp_path: Path) -> None:
-    context = browser.new_context(viewport=TABLET, base_url=seeded.base_url)
-    tab = context.new_page()
+def test_tablet_and_keyboard(open_tab: OpenTab, seeded: Seeded, tmp_path: Path) -> None:
+    tab = open_tab(seeded.accounts["viewer"], viewport=TABLET)
     open_app(tab, range_query(seeded, "site"))
     assert tab.evaluate("document.documentElement.scrollWidth") <= TABLET["width"]
     tab.keyboard.press("Tab")
@@ -213,7 +214,6 @@ def test_tablet_and_keyboard(browser: Any, seeded: Seeded, tmp_path: Path) -> No
     settle(tab)
     assert tab.locator("main").get_attribute("data-page") == "health"
     assert_not_blank(tab, tmp_path / "tablet-health.png")
-    context.close()
 
 
 def test_a_range_without_data_shows_empty_states(page: Page, seeded: Seeded) -> None:

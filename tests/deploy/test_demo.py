@@ -1,9 +1,10 @@
 """The README's first command, ``python -m tally_demo``, end to end on real processes.
 
-The demo starts the API on SQLite, registers its camera through the admin CLI, runs a real
-worker over the real motorway clip and serves the dashboard. The test reads the demo's own
-progress lines, checks what the API and the dashboard then serve, stops it like Ctrl-C
-does, and checks it stops cleanly with the counts delivered.
+The demo starts the API on SQLite, registers its camera and a login through the admin CLI,
+runs a real worker over the real motorway clip and serves the dashboard. The test reads the
+demo's own progress lines, signs in with the login the demo printed, checks what the API and
+the dashboard then serve, stops it like Ctrl-C does, and checks it stops cleanly with the
+counts delivered.
 """
 
 from __future__ import annotations
@@ -68,8 +69,13 @@ def test_the_demo_counts_a_real_clip_and_serves_the_dashboard(tmp_path: Path) ->
     try:
         lines = lines_of(process)
         base_url = wait_for(lines, r"dashboard (http://\S+)/", seen, 90).group(1)
+        email, password = wait_for(lines, r"login\s+(\S+)\s+password\s+(\S+)", seen, 10).groups()
         wait_for(lines, r"worker finished the clip", seen, 240)
-        sites = httpx.get(f"{base_url}/api/v1/sites", timeout=10).json()["sites"]
+        with httpx.Client(base_url=base_url, timeout=10) as planner:
+            assert planner.get("/api/v1/sites").status_code == 401
+            login = {"email": email, "password": password}
+            assert planner.post("/api/v1/auth/login", json=login).json()["role"] == "admin"
+            sites = planner.get("/api/v1/sites").json()["sites"]
         assert [site["id"] for site in sites] == ["demo-site"]
         dashboard = httpx.get(f"{base_url}/", timeout=10)
         assert dashboard.status_code == 200

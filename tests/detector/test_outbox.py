@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from contract import IntervalReport
-from detector.outbox import Outbox, OutboxError
+from detector.outbox import DeadLetter, Outbox, OutboxError
 from tests.support.reports import BASE_START, make_report
 
 pytestmark = pytest.mark.timeout(30)
@@ -85,14 +85,20 @@ def test_a_full_outbox_drops_the_oldest_and_counts_it_persistently(tmp_path: Pat
     assert reopened.dropped_total() == 3
 
 
-def test_quarantine_moves_a_report_to_the_dead_letter_table(tmp_path: Path) -> None:
+def test_reject_moves_a_report_to_the_dead_letter_table(tmp_path: Path) -> None:
     outbox = open_outbox(tmp_path / "outbox.db")
     outbox.put(make_report(0))
     outbox.put(make_report(1))
-    assert outbox.quarantine(make_report(0).report_id, "422: counts invalid")
-    assert not outbox.quarantine(make_report(7).report_id, "not pending")
+    detail = "camera 'cam-1' has no line\n'x'\x1b[2J"  # shown in a terminal: one clean line
+    assert outbox.reject(make_report(0).report_id, 422, detail)
+    assert not outbox.reject(make_report(7).report_id, 422, "not pending")
     assert minutes(outbox.pending(10)) == [1]
-    assert outbox.quarantined() == 1
+    assert outbox.dead_lettered() == 1
+    assert outbox.dead_letters() == [
+        DeadLetter(
+            make_report(0).report_id, BASE_START, 60, 422, "camera 'cam-1' has no line 'x' [2J"
+        )
+    ]
     assert outbox.contains(make_report(0).report_id)
     assert outbox.put(make_report(0)) is False
 
@@ -108,8 +114,56 @@ def test_a_stored_report_that_no_longer_validates_is_set_aside(tmp_path: Path) -
             (make_report(0).report_id,),
         )
     assert outbox.pending(10) == [make_report(1)]
-    assert outbox.quarantined() == 1
+    (letter,) = outbox.dead_letters()
+    assert (letter.status, letter.interval_seconds) == (None, None)
+    assert "does not match the contract" in letter.detail
     assert outbox.contains(make_report(0).report_id)
+
+
+def test_resend_moves_dead_letters_back_in_interval_order(tmp_path: Path) -> None:
+    outbox = open_outbox(tmp_path / "outbox.db")
+    for m in range(4):
+        outbox.put(make_report(m))
+    for m in (2, 0, 3):
+        outbox.reject(make_report(m).report_id, 422, "no line")
+    assert outbox.resend([make_report(3).report_id, "unknown"]) == 1
+    assert minutes(outbox.pending(10)) == [1, 3]
+    assert outbox.resend() == 2
+    assert minutes(outbox.pending(10)) == [0, 1, 2, 3]
+    assert outbox.dead_letters() == []
+    assert outbox.pending(10)[0] == make_report(0), "the report comes back unchanged"
+
+
+def test_dropping_a_dead_letter_counts_it_as_dropped(tmp_path: Path) -> None:
+    outbox = open_outbox(tmp_path / "outbox.db")
+    outbox.put(make_report(0))
+    outbox.reject(make_report(0).report_id, 422, "no line")
+    assert not outbox.drop_dead_letter("unknown")
+    assert outbox.drop_dead_letter(make_report(0).report_id)
+    assert (outbox.dead_lettered(), outbox.backlog()) == (0, 0)
+    assert (outbox.dropped_total(), outbox.take_dropped()) == (1, 1)
+
+
+def test_an_outbox_file_from_before_dead_letter_statuses_opens(tmp_path: Path) -> None:
+    """Workers in the field have outbox files whose dead-letter table has no status column."""
+    path = tmp_path / "outbox.db"
+    report = make_report(0)
+    with sqlite3.connect(path) as old_worker:
+        old_worker.execute(
+            "CREATE TABLE dead_letter (report_id TEXT PRIMARY KEY, interval_start INTEGER NOT "
+            "NULL, body TEXT NOT NULL, reason TEXT NOT NULL, quarantined_at REAL NOT NULL) "
+            "WITHOUT ROWID"
+        )
+        old_worker.execute(
+            "INSERT INTO dead_letter VALUES (?, ?, ?, 'HTTP 422: no line', 0)",
+            (report.report_id, int(BASE_START.timestamp()), report.model_dump_json()),
+        )
+    outbox = open_outbox(path)
+    assert [(d.report_id, d.status) for d in outbox.dead_letters()] == [(report.report_id, None)]
+    outbox.put(make_report(1))
+    assert outbox.reject(make_report(1).report_id, 400, "bad")
+    assert outbox.resend() == 2
+    assert minutes(outbox.pending(10)) == [0, 1]
 
 
 def test_reports_survive_kill_9(tmp_path: Path) -> None:
@@ -187,13 +241,15 @@ MAX_REPORTS = 4
 
 
 class OutboxAccounting(RuleBasedStateMachine):
-    """Whatever happens, every accepted report is pending, delivered, quarantined or counted
-    as dropped, exactly once; pending never holds a duplicate."""
+    """Whatever happens (enqueue, deliver, reject, re-send, drop), every accepted report is in
+    exactly one of pending, delivered and dead letters, or counted as dropped; pending never
+    holds a duplicate."""
 
     def __init__(self) -> None:
         super().__init__()
         self.outbox = Outbox(Path(":memory:"), MAX_REPORTS, clock=lambda: SOON_AFTER_BASE)
         self.accepted = 0
+        self.ever_accepted: set[str] = set()
         self.delivered = 0
         self.drops_taken = 0
 
@@ -204,6 +260,7 @@ class OutboxAccounting(RuleBasedStateMachine):
         accepted = self.outbox.put(report)
         assert accepted is not known
         self.accepted += accepted
+        self.ever_accepted.add(report.report_id)
 
     @rule(count=st.integers(1, MAX_REPORTS))
     def ack_oldest(self, count: int) -> None:
@@ -216,9 +273,28 @@ class OutboxAccounting(RuleBasedStateMachine):
 
     @precondition(lambda self: self.outbox.backlog() > 0)
     @rule()
-    def quarantine_oldest(self) -> None:
+    def reject_oldest(self) -> None:
         (oldest,) = self.outbox.pending(1)
-        assert self.outbox.quarantine(oldest.report_id, "invalid")
+        assert self.outbox.reject(oldest.report_id, 422, "invalid")
+        assert not self.outbox.reject(oldest.report_id, 422, "twice")
+
+    @precondition(lambda self: self.outbox.dead_lettered() > 0)
+    @rule(pick=st.integers(0, 100), also_unknown=st.booleans())
+    def resend_one(self, pick: int, also_unknown: bool) -> None:
+        letters = self.outbox.dead_letters()
+        chosen = letters[pick % len(letters)].report_id
+        ids = [chosen, chosen, *([make_report(59).report_id] if also_unknown else [])]
+        assert self.outbox.resend(ids) == 1
+
+    @rule()
+    def resend_all(self) -> None:
+        letters = self.outbox.dead_lettered()
+        assert self.outbox.resend() == letters
+
+    @precondition(lambda self: self.outbox.dead_lettered() > 0)
+    @rule()
+    def drop_a_dead_letter(self) -> None:
+        assert self.outbox.drop_dead_letter(self.outbox.dead_letters()[0].report_id)
 
     @rule()
     def take_dropped(self) -> None:
@@ -227,19 +303,19 @@ class OutboxAccounting(RuleBasedStateMachine):
     @invariant()
     def nothing_lost_or_duplicated(self) -> None:
         pending_ids = [r.report_id for r in self.outbox.pending(100)]
+        dead_ids = [d.report_id for d in self.outbox.dead_letters()]
         assert len(pending_ids) == len(set(pending_ids)) <= MAX_REPORTS
         assert len(pending_ids) == self.outbox.backlog()
-        accounted = (
-            len(pending_ids)
-            + self.delivered
-            + self.outbox.quarantined()
-            + self.outbox.dropped_total()
-        )
+        assert len(dead_ids) == self.outbox.dead_lettered()
+        assert not set(pending_ids) & set(dead_ids)
+        known = {i for i in self.ever_accepted if self.outbox.contains(i)}
+        assert len(known) == len(pending_ids) + len(dead_ids) + self.delivered, "in two places"
+        accounted = len(pending_ids) + self.delivered + len(dead_ids) + self.outbox.dropped_total()
         assert accounted == self.accepted
         assert self.drops_taken <= self.outbox.dropped_total()
 
 
 OutboxAccounting.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=25, deadline=None
+    max_examples=80, stateful_step_count=30, deadline=None
 )
 test_outbox_accounting = OutboxAccounting.TestCase

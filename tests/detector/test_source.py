@@ -19,7 +19,6 @@ from detector.source import (
     SourceError,
     VideoSource,
     classify_source,
-    scrub_credentials,
 )
 from tests.support.mjpeg import MjpegServer
 from tests.support.waiting import wait_until
@@ -58,29 +57,6 @@ class BackgroundSource:
         self.source.stop()
         self._thread.join(within_s)
         assert not self._thread.is_alive(), "the source did not stop"
-
-
-@pytest.mark.parametrize(
-    ("raw", "scrubbed"),
-    [
-        ("rtsp://admin:hunter2@10.0.0.5:554/stream1", "rtsp://***@10.0.0.5:554/stream1"),
-        ("http://user:secret@127.0.0.1:8080/stream", "http://***@127.0.0.1:8080/stream"),
-        ("rtsp://admin:p@ss@cam.local/live", "rtsp://***@cam.local/live"),
-        ("rtsp://onlyuser@cam.local/live", "rtsp://***@cam.local/live"),
-        ("RTSPS://a:b@cam/x?channel=1", "RTSPS://***@cam/x?channel=1"),
-        (
-            "http://cam/video.cgi?user=admin&password=hunter2",
-            "http://cam/video.cgi?user=***&password=***",
-        ),
-        ("http://cam/mjpg?token=abc123#frag", "http://cam/mjpg?token=***#frag"),
-        ("opening rtsp://u:p@h/s failed", "opening rtsp://***@h/s failed"),
-        ("rtsp://cam.local/live", "rtsp://cam.local/live"),
-        ("/videos/clip@2x.mp4", "/videos/clip@2x.mp4"),
-        ("0", "0"),
-    ],
-)
-def test_scrub_credentials(raw: str, scrubbed: str) -> None:
-    assert scrub_credentials(raw) == scrubbed
 
 
 @pytest.mark.parametrize(

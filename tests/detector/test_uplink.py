@@ -20,7 +20,7 @@ from contract import Heartbeat, IntervalReport, ReportBatch
 from detector.backoff import Backoff
 from detector.config import TOKEN_ENV, ConfigError
 from detector.config import Uplink as UplinkConfig
-from detector.outbox import Outbox
+from detector.outbox import DeadLetter, Outbox
 from detector.uplink import ReportUplink, load_device_token
 from tests.support.report_api import REFUSE, Reply, ReportApi
 from tests.support.reports import BASE_START, make_report
@@ -184,14 +184,54 @@ def test_conflict_acks_the_named_report_and_counts_it(
     assert "different first version" in caplog.text
 
 
-def test_invalid_report_named_by_fastapi_is_quarantined(outbox: Outbox) -> None:
+def test_invalid_report_named_by_fastapi_is_dead_lettered(outbox: Outbox) -> None:
     reports = fill(outbox, 4)
     error = {"detail": [{"loc": ["body", "reports", 2, "counts"], "msg": "bad", "type": "x"}]}
     api = ReportApi([Reply(422, error)])
     uplink = make_uplink(outbox, api)
     drain(uplink, outbox)
-    assert uplink.quarantined == outbox.quarantined() == 1
+    assert uplink.dead_lettered == outbox.dead_lettered() == 1
+    (letter,) = outbox.dead_letters()
+    assert (letter.report_id, letter.status) == (reports[2].report_id, 422)
+    assert letter.detail == "body.reports.2.counts: bad"
     assert set(api.stored) == {r.report_id for i, r in enumerate(reports) if i != 2}
+
+
+@pytest.mark.parametrize(
+    ("status", "dead_lettered"),
+    [
+        (400, True),
+        (410, True),
+        (422, True),
+        (451, True),
+        (401, False),  # the token: fix the config, the report is fine
+        (403, False),
+        (404, False),  # the URL
+        (405, False),
+        (408, False),  # transient
+        (429, False),
+        (500, False),
+    ],
+)
+def test_a_rejection_about_the_report_dead_letters_it_once_and_anything_else_keeps_it(
+    outbox: Outbox, status: int, dead_lettered: bool
+) -> None:
+    (report,) = fill(outbox, 1)
+    api = ReportApi([Reply(status, {"detail": f"refused with {status}"})])
+    uplink = make_uplink(outbox, api)
+    delay = uplink.deliver_once()
+    if dead_lettered:
+        assert delay == 0.0
+        assert outbox.dead_letters() == [
+            DeadLetter(report.report_id, BASE_START, 60, status, f"refused with {status}")
+        ]
+        assert uplink.deliver_once() == 1.0, "nothing left to send: not retried"
+        assert len(api.report_requests()) == 1
+    else:
+        assert delay > 0.0
+        assert (outbox.backlog(), outbox.dead_lettered()) == (1, 0)
+        drain(uplink, outbox)
+        assert set(api.stored) == {report.report_id}
 
 
 def test_an_unnamed_invalid_report_is_isolated_one_by_one(outbox: Outbox) -> None:
@@ -209,7 +249,7 @@ def test_an_unnamed_invalid_report_is_isolated_one_by_one(outbox: Outbox) -> Non
     uplink = make_uplink(outbox, api, batch_size=6)
     drain(uplink, outbox)
     assert sizes(api) == [6, 1, 1, 1, 1, 1, 1]
-    assert outbox.quarantined() == 1
+    assert outbox.dead_lettered() == 1
     assert not outbox.pending(10)
     assert set(api.stored) == {r.report_id for r in reports} - {bad}
 
@@ -224,7 +264,7 @@ def test_too_large_halves_the_batch(outbox: Outbox) -> None:
     drain(make_uplink(outbox, api, batch_size=8), outbox)
     assert sizes(api)[:2] == [5, 2]
     assert len(api.stored) == 5
-    assert outbox.quarantined() == 0
+    assert outbox.dead_lettered() == 0
 
 
 def test_refused_token_keeps_everything_and_waits_long(
@@ -375,7 +415,7 @@ class ScriptedApi:
 @given(steps=st.lists(STEP, max_size=40))
 def test_outbox_and_uplink_never_lose_or_duplicate(steps: list[tuple[str, object]]) -> None:
     """Any interleaving of puts and API answers: each report ends stored exactly once on the
-    API, kept there in another version (409), or quarantined; none is lost or resent."""
+    API, kept there in another version (409), or dead-lettered; none is lost or resent."""
     scripted = ScriptedApi()
     api = ReportApi(policy=scripted.reply)
     with tempfile.TemporaryDirectory() as folder:
@@ -396,6 +436,6 @@ def test_outbox_and_uplink_never_lose_or_duplicate(steps: list[tuple[str, object
         assert stored | scripted.rejected | scripted.conflicted == accepted
         assert len(stored) + len(scripted.rejected) + len(scripted.conflicted) == len(accepted)
         assert set(api.times_stored.values()) <= {1}
-        assert outbox.quarantined() == uplink.quarantined == len(scripted.rejected)
+        assert outbox.dead_lettered() == uplink.dead_lettered == len(scripted.rejected)
         assert uplink.conflicts == len(scripted.conflicted)
         outbox.close()

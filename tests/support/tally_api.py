@@ -2,8 +2,8 @@
 
 Used by the dashboard browser tests and the dashboard benchmark: `python -m api serve` in a
 subprocess on a temporary SQLite file, an admin token from `python -m api create-admin-token`,
-then sites, cameras, device tokens, reports and heartbeats posted over HTTP like a real
-deployment would.
+planner accounts from `python -m api add-user`, then sites, cameras, device tokens, reports
+and heartbeats posted over HTTP like a real deployment would.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,17 +34,18 @@ from contract import (
     interval_report_id,
 )
 
-SECRET_KEY = "dashboard-test-secret-key-0123456789"
+SECRET_KEY = "server-tests-Xe4Ko9Wq2Mv7Bn1Ct6Lr3Hy8Ju5Df0Sa"
 BATCH = 500
 START_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
 class TallyServer:
-    """A running API: its base URL and an admin token."""
+    """A running API: its base URL, an admin token, and the environment of its CLI."""
 
     base_url: str
     admin_token: str
+    env: dict[str, str]
 
     def admin(self) -> httpx.Client:
         return httpx.Client(
@@ -52,6 +53,44 @@ class TallyServer:
             headers={"Authorization": f"Bearer {self.admin_token}"},
             timeout=60,
         )
+
+    def add_user(
+        self,
+        email: str,
+        role: str = "viewer",
+        *,
+        name: str = "Test planner",
+        sites: Sequence[str] = (),
+        password: str | None = None,
+    ) -> str:
+        """`python -m api add-user` on the server's database; returns the password (the one
+        given, piped on stdin, or the generated one the command printed)."""
+        restriction = [arg for site in sites for arg in ("--site", site)]
+        command = ["add-user", "--email", email, "--name", name, "--role", role, *restriction]
+        done = subprocess.run(
+            [sys.executable, "-m", "api", *command],
+            env=self.env,
+            input=f"{password}\n" if password is not None else "",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"add-user failed: {done.stderr.strip()}")
+        return password if password is not None else done.stdout.strip()
+
+    @contextmanager
+    def log_in(self, email: str, password: str) -> Iterator[httpx.Client]:
+        """A client signed in through POST /api/v1/auth/login: it keeps the session cookie
+        and sends the session's X-CSRF-Token with every request."""
+        with httpx.Client(base_url=self.base_url, timeout=60) as client:
+            response = client.post(
+                "/api/v1/auth/login", json={"email": email, "password": password}
+            )
+            if response.status_code != 200:
+                raise RuntimeError(f"login failed ({response.status_code}): {response.text}")
+            client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+            yield client
 
 
 def free_port() -> int:
@@ -67,6 +106,7 @@ def server_env(database_url: str) -> dict[str, str]:
         "TALLY_ENVIRONMENT": "test",
         "TALLY_SECRET_KEY": SECRET_KEY,
         "TALLY_INGEST_RATE_LIMIT": "100000/minute",
+        "TALLY_INGEST_MAX_AGE_DAYS": "3650",  # seeded histories may be dated long ago
     }
 
 
@@ -85,9 +125,14 @@ def wait_for_health(base_url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_server(workdir: Path, database_url: str | None = None) -> Iterator[TallyServer]:
-    """`python -m api serve` on ``database_url`` (default a fresh SQLite file in ``workdir``)."""
-    env = server_env(database_url or f"sqlite:///{workdir / 'tally.sqlite3'}")
+def running_server(
+    workdir: Path, database_url: str | None = None, settings: Mapping[str, str] | None = None
+) -> Iterator[TallyServer]:
+    """`python -m api serve` on ``database_url`` (default a fresh SQLite file in ``workdir``),
+    with extra ``TALLY_*`` variables from ``settings``."""
+    env = server_env(database_url or f"sqlite:///{workdir / 'tally.sqlite3'}") | dict(
+        settings or {}
+    )
     cli = [sys.executable, "-m", "api"]
     subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
     token = subprocess.run(
@@ -108,7 +153,7 @@ def running_server(workdir: Path, database_url: str | None = None) -> Iterator[T
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(base_url, process)
-        yield TallyServer(base_url=base_url, admin_token=token)
+        yield TallyServer(base_url=base_url, admin_token=token, env=env)
     finally:
         process.terminate()
         process.wait(timeout=10)

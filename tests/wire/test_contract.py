@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from contract import IntervalReport, ReportBatch, interval_report_id
-from contract.schema import SCHEMA_PATH, render
+from contract import Heartbeat, IntervalReport, ReportBatch, interval_report_id
+from contract.schema import HEARTBEAT, REPORT_BATCH, SCHEMAS, CommittedSchema
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -37,14 +36,51 @@ def report(**changes: Any) -> dict[str, Any]:
     return body
 
 
-def test_committed_schema_matches_the_models() -> None:
-    assert SCHEMA_PATH.read_text(encoding="utf-8") == render(), "run python -m contract.schema"
+def heartbeat(**changes: Any) -> dict[str, Any]:
+    """A heartbeat as a worker from before the dead-letter count sends it."""
+    body: dict[str, Any] = {
+        "schema_version": 1,
+        "camera_id": "cam-1",
+        "sent_at": "2026-03-02T08:00:00Z",
+        "uptime_s": 60.0,
+        "outbox_backlog": 0,
+        "dropped_reports": 0,
+        "streams": [{"camera_id": "cam-1", "state": "streaming", "reconnects": 0, "fps": 10.0}],
+        "config_version": 1,
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.mark.parametrize("committed", SCHEMAS, ids=lambda c: c.path.name)
+def test_committed_schema_matches_the_models(committed: CommittedSchema) -> None:
+    assert committed.path.read_text(encoding="utf-8") == committed.render(), (
+        "run python -m contract.schema"
+    )
 
 
 def test_schema_and_models_agree_on_a_valid_report() -> None:
     batch = {"reports": [report()]}
-    jsonschema.validate(batch, json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+    jsonschema.validate(batch, REPORT_BATCH.committed())
     assert ReportBatch.model_validate(batch).reports[0].counts[0].count == 12
+
+
+@pytest.mark.parametrize(("changes", "dead_lettered"), [({}, 0), ({"dead_lettered_reports": 3}, 3)])
+def test_heartbeats_with_and_without_the_dead_letter_count_are_valid(
+    changes: dict[str, Any], dead_lettered: int
+) -> None:
+    body = heartbeat(**changes)
+    jsonschema.validate(body, HEARTBEAT.committed())
+    assert Heartbeat.model_validate(body).dead_lettered_reports == dead_lettered
+
+
+@pytest.mark.parametrize("count", [-1, 100_001, "3", 2.5, None])
+def test_the_dead_letter_count_is_a_bounded_integer(count: object) -> None:
+    body = heartbeat(dead_lettered_reports=count)
+    with pytest.raises(ValidationError):
+        Heartbeat.model_validate(body)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(body, HEARTBEAT.committed())
 
 
 @pytest.mark.parametrize(

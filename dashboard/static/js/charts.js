@@ -1,6 +1,6 @@
 // Labelled ECharts figures, each with an accessible data table and visibly marked gaps.
 import * as echarts from '../vendor/echarts/echarts.esm.min.js';
-import { h, message, table } from './dom.js';
+import { escapeHtml, h, message, table } from './dom.js';
 
 const live = new Set();
 const resizer = new ResizeObserver((entries) => {
@@ -142,7 +142,8 @@ export function drawHeatmap(figure, { days, mean, unit }) {
     .filter((cell) => cell[2] != null);
   const max = Math.max(1, ...cells.map((cell) => cell[2]));
   figure.draw({
-    tooltip: { formatter: ({ value }) => `${days[value[1]]} ${hours[value[0]]}:00 — ${value[2].toFixed(1)} ${unit}` },
+    // A tooltip formatter's string is HTML to ECharts: escape what it did not write itself.
+    tooltip: { formatter: ({ value }) => escapeHtml(`${days[value[1]]} ${hours[value[0]]}:00 — ${value[2].toFixed(1)} ${unit}`) },
     grid: { ...BASE.grid, bottom: 64 },
     xAxis: { type: 'category', data: hours, name: 'hour', splitArea: { show: true } },
     yAxis: { type: 'category', data: days, inverse: true, splitArea: { show: true } },

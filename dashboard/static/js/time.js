@@ -50,3 +50,14 @@ export function ago(iso) {
   if (minutes < 48 * 60) return `${Math.round(minutes / 60)} h ago`;
   return `${Math.round(minutes / 1440)} days ago`;
 }
+
+/** A length of time in words: 900 -> "15 minutes", 3600 -> "hour" (no "1"). */
+export function durationWords(seconds) {
+  const [unit, size] = [['day', 86400], ['hour', 3600], ['minute', 60], ['second', 1]]
+    .find(([, length]) => seconds % length === 0);
+  const n = seconds / size;
+  return n === 1 ? unit : `${n} ${unit}s`;
+}
+
+/** The reader's own timezone, for times that belong to no site (tokens, users, audit). */
+export const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;

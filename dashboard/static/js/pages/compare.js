@@ -4,6 +4,7 @@ import { chartFigure, drawSeries } from '../charts.js';
 import { h, message, number, percent, section, table } from '../dom.js';
 import { go } from '../nav.js';
 import { localRange, toQuery } from '../state.js';
+import { durationWords } from '../time.js';
 import { bucketLabels, summaryCards } from './site.js';
 
 const count = (value) => (value == null ? 'no data' : number.format(value));
@@ -38,26 +39,27 @@ function drawSide(figure, side, yMax) {
     return;
   }
   drawSeries(figure, {
-    ...bucketLabels(buckets, side.bucket, side.site.timezone),
+    ...bucketLabels(buckets, side.seconds, side.site.timezone),
     series: [{ name: 'all vehicles', values: series[0].counts }],
     gaps: buckets.map((b) => b.coverage === 0),
     coverage: buckets.map((b) => b.coverage),
-    unit: `vehicles per ${side.bucket}`, yAxis: { max: yMax }, format: (v) => number.format(v),
+    unit: `vehicles per ${durationWords(side.seconds)}`, yAxis: { max: yMax }, format: (v) => number.format(v),
   });
 }
 
-export default async function compare(page, state, sites) {
+export default async function compare(page, state, sites, app) {
   if (!sites.length) {
     page.append(section('Compare', message('empty', 'No sites are registered yet.')));
     return;
   }
   const byId = Object.fromEntries(sites.map((s) => [s.id, s]));
+  const seconds = app.meta.buckets[state.bucket];
   const sides = [
-    { key: 'A', site: byId[state.site], from: state.from, to: state.to, bucket: state.bucket },
-    { key: 'B', site: byId[state.site2], from: state.from2, to: state.to2, bucket: state.bucket },
+    { key: 'A', site: byId[state.site], from: state.from, to: state.to, bucket: state.bucket, seconds },
+    { key: 'B', site: byId[state.site2], from: state.from2, to: state.to2, bucket: state.bucket, seconds },
   ];
   const figures = sides.map((s) => chartFigure(`compare-${s.key}`,
-    `${s.key}: ${s.site.name}, ${s.from} to ${s.to}`, `vehicles per ${s.bucket}`));
+    `${s.key}: ${s.site.name}, ${s.from} to ${s.to}`, `vehicles per ${durationWords(seconds)}`));
   const cards = sides.map(() => h('div', { class: 'cards' }));
   const difference = h('div', {});
   page.append(

@@ -22,7 +22,12 @@ function deviceRow(camera, timeZone) {
     configNote,
     beat ? String(beat.outbox_backlog) : '–',
     beat ? String(beat.dropped_reports) : '–',
+    camera.dead_lettered_reports == null ? '–' : String(camera.dead_lettered_reports),
     stream || '–',
+    camera.suspect_frozen
+      ? h('span', { class: 'status status-suspect', dataset: { suspect: camera.camera } },
+        `suspected frozen: ${camera.suspect_reason || 'no vehicles for implausibly long'}`)
+      : '–',
   ];
 }
 
@@ -37,11 +42,11 @@ function drawDaily(figure, camera, from, to) {
   });
 }
 
-async function loadHourly(figure, camera, state, timeZone) {
+async function loadHourly(figure, camera, state, timeZone, seconds) {
   try {
     const body = await getJSON('/api/v1/counts/series', { camera, bucket: '1h', ...localRange(state.from, state.to) });
     drawSeries(figure, {
-      ...bucketLabels(body.buckets, '1h', timeZone),
+      ...bucketLabels(body.buckets, seconds, timeZone),
       series: [{ name: 'coverage', values: body.buckets.map((b) => (b.coverage === 0 ? null : asPercent(b.coverage))) }],
       gaps: body.buckets.map((b) => b.coverage === 0),
       unit: '% of hour watched', yAxis: { max: 100 }, format: (v) => `${v} %`,
@@ -51,7 +56,7 @@ async function loadHourly(figure, camera, state, timeZone) {
   }
 }
 
-export default async function health(page, state, sites) {
+export default async function health(page, state, sites, app) {
   const zones = Object.fromEntries(sites.map((s) => [s.id, s.timezone]));
   const site = sites.find((s) => s.id === state.site);
   const days = Math.min(366, Math.max(1, daysBetween(state.from, today(site?.timezone || 'UTC'))));
@@ -61,7 +66,8 @@ export default async function health(page, state, sites) {
     return;
   }
   page.append(section('Devices', table('Every camera: status, last seen (site time) and worker health',
-    ['Camera', 'Site', 'Status', 'Last seen', 'Config version', 'Outbox backlog', 'Dropped reports', 'Stream'],
+    ['Camera', 'Site', 'Status', 'Last seen', 'Config version', 'Outbox backlog', 'Dropped reports',
+      'Dead-lettered reports', 'Stream', 'Alert'],
     body.cameras.map((camera) => deviceRow(camera, zones[camera.site])))));
   const mine = body.cameras.filter((camera) => camera.site === state.site);
   const hourly = [];
@@ -70,7 +76,7 @@ export default async function health(page, state, sites) {
     const perHour = chartFigure(`hourly-${camera.camera}`, `Coverage per hour: ${camera.camera}`, '% of hour watched');
     page.append(section(`Coverage of ${camera.camera} (${site.name})`, h('div', { class: 'two-up' }, daily.el, perHour.el)));
     drawDaily(daily, camera, state.from, state.to);
-    hourly.push(loadHourly(perHour, camera.camera, state, site.timezone));
+    hourly.push(loadHourly(perHour, camera.camera, state, site.timezone, app.meta.buckets['1h']));
   }
   await Promise.all(hourly);
 }

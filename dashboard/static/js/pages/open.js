@@ -1,5 +1,4 @@
 // Open data: licence, feed URLs, and CSV downloads of each public site for the chosen UTC days.
-import { getJSON } from '../api.js';
 import { h, message, section, table } from '../dom.js';
 import { addDays, daysBetween } from '../time.js';
 
@@ -26,8 +25,8 @@ function csvLink(site, granularity, state) {
   }, `CSV, ${granularity}`);
 }
 
-export default async function open(page, state, sites) {
-  const meta = await getJSON('/api/v1/meta');
+export default async function open(page, state, sites, app) {
+  const { meta } = app;
   const licence = meta.licence;
   const published = sites.filter((s) => s.public);
   page.append(

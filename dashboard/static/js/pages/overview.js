@@ -1,10 +1,9 @@
-// Network overview: a map of sites (circle markers, no imagery) and a keyboard-friendly table.
+// Network overview: a map of sites (circle markers on the server's base layer) and a table.
 import { ago, localStamp } from '../time.js';
-import { card, h, message, number, percent, section, table } from '../dom.js';
+import { card, escapeHtml, h, message, number, percent, section, table } from '../dom.js';
 import { go } from '../nav.js';
 import { toQuery } from '../state.js';
 
-const TILE_SETTING = 'tally.map.tileUrl';
 const STATUS_COLOUR = { online: '#1a7f37', offline: '#c62828', never: '#6e7781' };
 
 /** online when a camera is online; offline when one has been seen; else never. */
@@ -17,18 +16,25 @@ function siteLink(state, site) {
   return h('a', { href: toQuery({ ...state, page: 'site', site: site.id }), dataset: { route: '' } }, site.name);
 }
 
-function drawMap(el, sites, state) {
+/** The tooltip of a site's marker, built as text: site names are user input, never HTML. */
+function markerLabel(site, status) {
+  const total = site.totals_24h.count;
+  return h('span', { class: 'marker-label' },
+    h('strong', {}, site.name), `: ${total == null ? 'no data' : number.format(total)} (24 h), ${status}`);
+}
+
+/** A map of the sites on the server's base layer (none configured: a plain background). */
+function drawMap(el, sites, state, tiles) {
   const L = window.L;
   const map = L.map(el, { zoomSnap: 0.5 });
-  const tileUrl = window.localStorage.getItem(TILE_SETTING);
-  if (tileUrl) L.tileLayer(tileUrl, { maxZoom: 19 }).addTo(map);
+  if (tiles.tile_url) {
+    L.tileLayer(tiles.tile_url, { maxZoom: 19, attribution: escapeHtml(tiles.attribution) }).addTo(map);
+  }
   const markers = sites.map((site) => {
     const status = siteStatus(site);
-    const total = site.totals_24h.count;
     return L.circleMarker([site.lat, site.lon], {
       radius: 10, weight: 2, color: '#fff', fillColor: STATUS_COLOUR[status], fillOpacity: 0.9,
-    }).bindTooltip(`${site.name}: ${total == null ? 'no data' : number.format(total)} (24 h), ${status}`,
-      { permanent: true, direction: 'top', offset: [0, -10] })
+    }).bindTooltip(markerLabel(site, status), { permanent: true, direction: 'top', offset: [0, -10] })
       .on('click', () => go(toQuery({ ...state, page: 'site', site: site.id })))
       .addTo(map);
   });
@@ -38,23 +44,7 @@ function drawMap(el, sites, state) {
   return () => map.remove();
 }
 
-function tileSettings() {
-  const input = h('input', { type: 'url', name: 'tile-url', value: window.localStorage.getItem(TILE_SETTING) || '',
-    placeholder: 'https://tiles.example.org/{z}/{x}/{y}.png' });
-  const save = (event) => {
-    event.preventDefault();
-    const url = input.value.trim();
-    if (url) window.localStorage.setItem(TILE_SETTING, url);
-    else window.localStorage.removeItem(TILE_SETTING);
-    go(window.location.search);
-  };
-  return h('details', { class: 'settings' }, h('summary', {}, 'Map settings'),
-    h('form', { onsubmit: save },
-      h('label', {}, 'Tile URL template (empty: plain background, works offline) ', input),
-      h('button', { type: 'submit' }, 'Save')));
-}
-
-export default async function overview(page, state, sites) {
+export default async function overview(page, state, sites, app) {
   if (!sites.length) {
     page.append(section('Sites', message('empty', 'No sites are registered yet.')));
     return;
@@ -69,9 +59,8 @@ export default async function overview(page, state, sites) {
       card('Offline', String(counts.offline)),
       card('Never reported', String(counts.never))),
     section('Map', mapEl, h('p', { class: 'legend' },
-      Object.entries(STATUS_COLOUR).map(([status, colour]) =>
-        h('span', {}, h('span', { class: 'dot', style: `background:${colour}`, 'aria-hidden': 'true' }), status))),
-    tileSettings()),
+      Object.keys(STATUS_COLOUR).map((status) =>
+        h('span', {}, h('span', { class: `dot dot-${status}`, 'aria-hidden': 'true' }), status)))),
     section('Sites', table('Latest totals per site (last 24 hours)',
       ['Site', 'Road', 'Status', 'Vehicles (24 h)', 'Coverage (24 h)', 'Last report (site time)'],
       sites.map((site) => [
@@ -84,5 +73,5 @@ export default async function overview(page, state, sites) {
           ? `${localStamp(site.last_report_at, site.timezone)} (${ago(site.last_report_at)})` : 'never',
       ]))),
   );
-  return drawMap(mapEl, sites, state);
+  return drawMap(mapEl, sites, state, app.meta.map);
 }

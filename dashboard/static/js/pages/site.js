@@ -3,14 +3,13 @@ import { getJSON } from '../api.js';
 import { chartFigure, drawBars, drawHeatmap, drawSeries } from '../charts.js';
 import { card, h, message, number, percent, section } from '../dom.js';
 import { localRange } from '../state.js';
-import { localClock, localStamp } from '../time.js';
+import { durationWords, localClock, localStamp } from '../time.js';
 
-const BUCKET_WORDS = { '15min': '15 minutes', '1h': 'hour', '1d': 'day' };
 const LEVELS = ['A', 'B', 'C', 'D', 'E', 'F'];
 
-/** Local start and end labels of each bucket, in the site's timezone. */
-export function bucketLabels(buckets, bucket, timeZone) {
-  const dateOnly = bucket === '1d';
+/** Local start and end labels of each bucket of `seconds`, in the site's timezone. */
+export function bucketLabels(buckets, seconds, timeZone) {
+  const dateOnly = seconds % 86400 === 0;
   return {
     starts: buckets.map((b) => localStamp(b.start, timeZone, dateOnly)),
     ends: buckets.map((b) => localStamp(b.end, timeZone, dateOnly)),
@@ -18,7 +17,7 @@ export function bucketLabels(buckets, bucket, timeZone) {
 }
 
 /** Fetch a count series and draw it; a bucket with coverage 0 is a gap, never zero. */
-async function loadCounts(figure, params, bucket, timeZone, nameOf) {
+async function loadCounts(figure, params, [bucket, seconds], timeZone, nameOf) {
   try {
     const body = await getJSON('/api/v1/counts/series', { ...params, bucket });
     if (!body.series.length) {
@@ -26,11 +25,11 @@ async function loadCounts(figure, params, bucket, timeZone, nameOf) {
       return body;
     }
     drawSeries(figure, {
-      ...bucketLabels(body.buckets, bucket, timeZone),
+      ...bucketLabels(body.buckets, seconds, timeZone),
       series: body.series.map((s) => ({ name: nameOf(s), values: s.counts })),
       gaps: body.buckets.map((b) => b.coverage === 0),
       coverage: body.buckets.map((b) => b.coverage),
-      unit: `vehicles per ${BUCKET_WORDS[bucket]}`,
+      unit: `vehicles per ${durationWords(seconds)}`,
       format: (v) => number.format(v),
     });
     return body;
@@ -90,7 +89,7 @@ async function loadHourOfWeek(figure, params) {
   }
 }
 
-async function loadZones(figures, params, bucket, timeZone) {
+async function loadZones(figures, params, [bucket, seconds], timeZone) {
   try {
     const body = await getJSON('/api/v1/zones/series', { ...params, bucket });
     if (!body.series.length) {
@@ -98,7 +97,7 @@ async function loadZones(figures, params, bucket, timeZone) {
       return;
     }
     const common = {
-      ...bucketLabels(body.buckets, bucket, timeZone),
+      ...bucketLabels(body.buckets, seconds, timeZone),
       gaps: body.buckets.map((_, i) => body.series.every((s) => s.coverage[i] === 0)),
     };
     const named = (s, what) => `${s.zone} ${what}${body.series.length > 1 ? ` (${s.camera})` : ''}`;
@@ -122,7 +121,7 @@ async function loadZones(figures, params, bucket, timeZone) {
   }
 }
 
-export default async function site(page, state, sites) {
+export default async function site(page, state, sites, app) {
   const info = sites.find((s) => s.id === state.site);
   if (!info) {
     page.append(section('Site', message('empty', 'No sites are registered yet.')));
@@ -131,7 +130,9 @@ export default async function site(page, state, sites) {
   const timeZone = info.timezone;
   const params = { site: info.id, ...localRange(state.from, state.to) };
   const cards = h('div', { class: 'cards' }, message('loading', 'Loading…'));
-  const counts = chartFigure('counts', `Vehicles per ${BUCKET_WORDS[state.bucket]} by line and direction`, `vehicles per ${BUCKET_WORDS[state.bucket]}`);
+  const bucket = [state.bucket, app.meta.buckets[state.bucket]];
+  const words = durationWords(bucket[1]);
+  const counts = chartFigure('counts', `Vehicles per ${words} by line and direction`, `vehicles per ${words}`);
   const classes = chartFigure('classes', 'Class mix', 'vehicles');
   const heatmap = chartFigure('hour-of-week', 'Hour of week: mean hourly volume', 'vehicles per hour');
   const zones = {
@@ -150,8 +151,8 @@ export default async function site(page, state, sites) {
   );
   await Promise.all([
     loadSummary(cards, classes, params, timeZone),
-    loadCounts(counts, { ...params, group_by: 'line,direction' }, state.bucket, timeZone, (s) => `${s.line} ${s.direction}`),
+    loadCounts(counts, { ...params, group_by: 'line,direction' }, bucket, timeZone, (s) => `${s.line} ${s.direction}`),
     loadHourOfWeek(heatmap, params),
-    loadZones(zones, params, state.bucket, timeZone),
+    loadZones(zones, params, bucket, timeZone),
   ]);
 }
