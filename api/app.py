@@ -21,7 +21,7 @@ from api import __version__
 from api.db import make_engine, make_session_factory
 from api.limiting import RateLimits
 from api.middleware import BodySizeLimit, SecurityHeaders, inline_script_policy
-from api.routers import admin, auth, health, ingest, open_data, planner, users
+from api.routers import admin, auth, health, ingest, open_data, planner, register, users
 from api.services.errors import (
     AlreadyExistsError,
     DomainError,
@@ -67,14 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "PUT", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-CSRF-Token"],
         expose_headers=["ETag", "Last-Modified", "Link", "X-Licence", "X-Attribution"],
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, settings=settings)  # outermost: 413s get headers too
     add_error_handlers(app)
-    for module in (ingest, auth, planner, open_data, admin, users, health):
+    for module in (ingest, auth, planner, open_data, register, admin, users, health):
         app.include_router(module.router)
     add_docs(app)
     mount_dashboard(app)

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -81,6 +82,7 @@ def cmd_add_site(args: argparse.Namespace, settings: Settings) -> int:
         timezone=args.timezone,
         description=args.description,
         public=args.public,
+        listed=not args.unlisted,
     )
     run_in_session(settings, lambda s: registry.create_site(s, spec))
     print(spec.id)
@@ -102,7 +104,10 @@ def cmd_add_camera(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_issue_token(args: argparse.Namespace, settings: Settings) -> int:
     def issue(session: Session) -> tokens.IssuedToken:
         key, camera = settings.secret_key, args.camera
-        return tokens.issue_device_token(session, key, camera, rotate=args.rotate)
+        lifetime = timedelta(days=args.expires_in_days) if args.expires_in_days else None
+        return tokens.issue_device_token(
+            session, key, camera, rotate=args.rotate, lifetime=lifetime
+        )
 
     issued = run_in_session(settings, issue)
     print(issued.token)
@@ -115,7 +120,6 @@ def cmd_revoke_token(args: argparse.Namespace, settings: Settings) -> int:
             if not tokens.revoke_token(session, args.token_id):
                 raise NotFoundError(f"no live token {args.token_id!r}")
             return 1
-        registry.require_camera(session, args.camera)
         return tokens.revoke_camera_tokens(session, args.camera)
 
     revoked = run_in_session(settings, revoke)
@@ -185,6 +189,17 @@ def cmd_list_users(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def days_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of days in [low, high], else a one-line error."""
+
+    def parse(text: str) -> int:
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number of days from {low} to {high}")
+        return int(text)
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m api",
@@ -223,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     site.add_argument("--timezone", default="UTC", help="IANA timezone (default UTC)")
     site.add_argument("--description", default="", help="free text")
     site.add_argument("--public", action="store_true", help="publish in the open-data feeds")
+    site.add_argument(
+        "--unlisted", action="store_true", help="leave its cameras out of the public register"
+    )
 
     camera = add("add-camera", cmd_add_camera, "Register a camera from a worker's site config")
     camera.add_argument("--config", type=Path, required=True, help="the worker's site.yaml")
@@ -233,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     issue = add("issue-token", cmd_issue_token, "Issue a device token (printed on stdout only)")
     issue.add_argument("--camera", required=True, help="camera id")
     issue.add_argument("--rotate", action="store_true", help="revoke the camera's other tokens")
+    issue.add_argument(
+        "--expires-in-days",
+        type=days_between(1, 3650),
+        metavar="DAYS",
+        help="the token stops working after DAYS days (1-3650; default: never)",
+    )
 
     revoke = add("revoke-token", cmd_revoke_token, "Revoke device tokens")
     which = revoke.add_mutually_exclusive_group(required=True)

@@ -65,6 +65,7 @@ class SiteBrief(BaseModel):
     timezone: str
     description: str
     public: bool
+    listed: bool = Field(title="Shown in the public camera register")
     last_report_at: datetime | None = Field(title="When the latest report was received")
     totals_24h: Totals
     cameras: list[CameraBrief]
@@ -261,6 +262,18 @@ class DayCoverage(BaseModel):
     reports: int
 
 
+class SoftwareOut(BaseModel):
+    """What the worker said it runs, at its latest heartbeat."""
+
+    version: str | None = Field(title="Package version (null: not reported)")
+    code_sha256: str | None = Field(title="SHA-256 of the installed worker code")
+    model_sha256: str | None = Field(title="SHA-256 of the model weights")
+    approved: bool | None = Field(
+        title="Both digests are on the operator's approved list (null: nothing reported)"
+    )
+    reported_at: datetime | None = Field(title="When the heartbeat that said so was received")
+
+
 class DeviceHealthOut(BaseModel):
     """A camera's device health."""
 
@@ -279,6 +292,7 @@ class DeviceHealthOut(BaseModel):
         "plausible (frozen picture, covered lens)"
     )
     suspect_reason: str | None = Field(max_length=300, title="Why it is suspect")
+    software: SoftwareOut = Field(title="What the worker runs; `approved` false flags it")
     coverage_by_day: list[DayCoverage]
 
 

@@ -62,7 +62,7 @@ class SiteFields(ApiModel):
     timezone: TimezoneName
     description: Description
     public: PublicFlag
-    listed: ListedFlag = True
+    listed: ListedFlag
 
 
 class SiteIn(SiteFields):
@@ -73,6 +73,7 @@ class SiteIn(SiteFields):
     timezone: TimezoneName = "UTC"
     description: Description = ""
     public: PublicFlag = False
+    listed: ListedFlag = True
 
 
 class SiteUpdate(SiteFields):

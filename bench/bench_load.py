@@ -42,7 +42,7 @@ from contract import CountRow  # noqa: E402
 from contract.examples import full_interval_report  # noqa: E402
 from tests.support.databases import migrated_database  # noqa: E402
 
-SECRET = "load-bench-secret-0123456789"
+SECRET = "0LOTe_z9pq-Cx7rnGm1iYech8uVrHhp2grh_pZqAC-k"
 UPLINK_BATCH = 100
 BASE = datetime(2026, 2, 2, 0, 0, tzinfo=UTC)
 
@@ -96,6 +96,7 @@ def api_server(url: str, workers: int, workdir: Path) -> Iterator[str]:
         "TALLY_ENVIRONMENT": "test",
         "TALLY_SECRET_KEY": SECRET,
         "TALLY_INGEST_RATE_LIMIT": "1000000/minute",
+        "TALLY_INGEST_MAX_AGE_DAYS": "3650",  # the load's reports are dated February 2026
     }
     args = ["-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port)]
     args += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]

@@ -379,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         demo.sign_in()
         say(f"API       {demo.base_url}/api/v1/meta   (docs: {demo.base_url}/docs)")
         say(f"dashboard {demo.base_url}/")
+        say(f"register  {demo.base_url}/register.html   (public: what each camera sends)")
         say(f"login     {DEMO_EMAIL}   password {demo.password}   (role admin)")
         demo.start_worker()
         say(

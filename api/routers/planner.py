@@ -172,6 +172,7 @@ def get_zone_series(
 )
 def get_device_health(
     session: SessionDep,
+    settings: SettingsDep,
     audience: AudienceDep,
     _slot: ReadSlotDep,
     site: SiteQ = None,
@@ -179,4 +180,5 @@ def get_device_health(
 ) -> DeviceHealthList:
     """Last heartbeat, status, daily coverage, dead-lettered reports and frozen-camera
     suspicion of each camera."""
-    return device_health.device_health(session, visible_sites(session, audience, site), days)
+    sites_in_scope = visible_sites(session, audience, site)
+    return device_health.device_health(session, settings, sites_in_scope, days)

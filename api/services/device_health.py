@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 from api.models import Camera, CameraRollup, DeviceHealth, Site
 from api.responses import DayCoverage, DeviceHealthList, DeviceHealthOut, HeartbeatOut
 from api.services.grid import make_grid, utc_now
+from api.services.register import software_of
 from api.services.rollups import CLASS_COLUMNS, ROLLUP_GRANULARITIES_S
 from api.services.scope import camera_status, zone_info
+from api.settings import Settings
 
 HOUR_S = 3600
 FULL_COVERAGE = 0.95
@@ -149,7 +151,9 @@ def longest_run(hours: Iterable[int]) -> int:
     return longest
 
 
-def device_health(session: Session, sites: Sequence[Site], days: int) -> DeviceHealthList:
+def device_health(
+    session: Session, settings: Settings, sites: Sequence[Site], days: int
+) -> DeviceHealthList:
     """Every camera of the given sites with its last heartbeat, daily coverage and whether it
     looks frozen."""
     now = utc_now()
@@ -173,6 +177,7 @@ def device_health(session: Session, sites: Sequence[Site], days: int) -> DeviceH
                 dead_lettered_reports=beat.dead_lettered_reports if beat else 0,
                 suspect_frozen=reason is not None,
                 suspect_reason=reason,
+                software=software_of(beat, settings),
                 coverage_by_day=daily_coverage(session, camera, site.timezone, days),
             )
         )

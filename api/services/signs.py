@@ -106,10 +106,13 @@ def sign_svg(facts: SignFacts, language: Language) -> str:
     parts: list[str] = []
     y = MARGIN_MM + 10.0
 
-    def block(text: str, size: float = BODY_PT, weight: str = "normal", gap: float = 3.0) -> None:
+    def block(
+        text: str, size: float = BODY_PT, weight: str = "normal", gap: float = 3.0, link: str = ""
+    ) -> None:
         nonlocal y
         lines = wrapped(text, round(CHARS_PER_LINE * BODY_PT / size))
-        parts.append(text_block(lines, y, size, weight))
+        element = text_block(lines, y, size, weight)
+        parts.append(f"<a href={quoteattr(link)}>{element}</a>" if link else element)
         y += size * 1.3 * len(lines) + gap
 
     block(words.headline, size=9.0, weight="bold", gap=4.0)
@@ -117,7 +120,8 @@ def sign_svg(facts: SignFacts, language: Language) -> str:
     block(words.no_images, weight="bold", gap=4.0)
     parts.append(qr_svg(facts.page_url, (WIDTH_MM - QR_MM) / 2, y - 2, QR_MM))
     y += QR_MM + 4
-    block(f"{words.scan} {facts.page_url}", size=3.6)
+    block(words.scan, size=3.6, gap=0.5)
+    block(facts.page_url, size=3.6, weight="bold", link=facts.page_url)
     block(f"{words.contact} {facts.contact}")
     block(f"{words.operator} {facts.operator}", size=3.6, gap=1.0)
     block(f"{words.camera} {facts.camera_id} · {facts.place}", size=3.6)

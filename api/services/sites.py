@@ -72,6 +72,7 @@ def site_brief_fields(site: Site, totals: Totals) -> dict[str, Any]:
         "timezone": site.timezone,
         "description": site.description,
         "public": site.public,
+        "listed": site.listed,
         "last_report_at": max(reports, default=None),
         "totals_24h": totals,
     }

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ from api_testkit import T0, TEST_SECRET, batch, make_report, register
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from api import migrate
 from api.settings import Settings
@@ -221,3 +222,40 @@ def test_cli_reports_bad_input_clearly(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "camera 'nope' does not exist" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("days", ["0", "3651", "seven"])
+def test_cli_token_expiry_must_be_a_bounded_number_of_days(tmp_path: Path, days: str) -> None:
+    env = os.environ | {"TALLY_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "api", "issue-token", "--camera", "c", "--expires-in-days", days],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "must be a whole number of days from 1 to 3650" in result.stderr
+
+
+def test_cli_issues_a_device_token_that_expires(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    env = os.environ | {"TALLY_DATABASE_URL": url}
+    cli(env, "migrate")
+    config = tmp_path / "site.yaml"
+    config.write_text(SITE_YAML.format(camera="cam-1"))
+    cli(env, "add-site", "--id", "s", "--name", "S", "--lat", "1", "--lon", "2")
+    cli(env, "add-camera", "--config", str(config), "--camera-id", "cam-1", "--site", "s")
+    before = datetime.now(UTC)
+    token = cli(env, "issue-token", "--camera", "cam-1", "--expires-in-days", "7")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            (expires,) = connection.execute(
+                text("SELECT expires_at FROM api_tokens WHERE id = :id"),
+                {"id": token.split("_")[1]},
+            ).one()
+    finally:
+        engine.dispose()
+    expires_at = datetime.fromisoformat(str(expires)).replace(tzinfo=UTC)
+    assert timedelta(days=7) <= expires_at - before <= timedelta(days=7, minutes=1)

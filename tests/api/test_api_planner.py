@@ -257,6 +257,7 @@ def test_round_trip_through_asgi_transport(app: FastAPI, viewer_login: Login) ->
             "vehicle_class": "motorcycle",
             "counts": [7],
             "total": 7,
+            "coverage": None,
         }
     ]
 

@@ -35,6 +35,7 @@ from api.app import create_app
 from api.db import session_scope
 from api.models import AuditEvent, LoginSession, User
 from api.services.login import SESSION_COOKIE
+from tests.support.databases import scratch_postgres_database
 from tests.support.tally_api import running_server
 
 LOGIN = "/api/v1/auth/login"
@@ -430,9 +431,17 @@ def test_account_commands(app: FastAPI, client: TestClient, database_url: str) -
     assert sorted(actions) == [("user.create", "cli"), ("user.password", "cli")]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Any]:
-    with running_server(tmp_path) as running:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """`python -m api serve` on a fresh database of each kind."""
+    if request.param == "sqlite":
+        with running_server(tmp_path) as running:
+            yield running
+        return
+    with (
+        scratch_postgres_database("tally_auth") as url,
+        running_server(tmp_path, database_url=url) as running,
+    ):
         yield running
 
 
@@ -452,8 +461,21 @@ def test_login_shows_private_sites_on_a_real_server_until_logout(server: Any) ->
         )
     with server.log_in("planner@example.org", password) as planner:
         assert "hidden-st" in {s["id"] for s in planner.get("/api/v1/sites").json()["sites"]}
+        edit = site_body(id="other-st")
+        assert planner.post("/api/v1/admin/sites", json=edit).status_code == 403, "a viewer"
+        csrf = planner.headers.pop("X-CSRF-Token")
+        assert planner.post(LOGOUT).status_code == 403, "a cookie alone cannot log out"
+        planner.headers["X-CSRF-Token"] = csrf
         cookie = planner.cookies[SESSION_COOKIE]
         assert planner.post(LOGOUT).status_code == 204
         assert planner.get("/api/v1/sites").status_code == 401
     with httpx.Client(base_url=server.base_url, cookies={SESSION_COOKIE: cookie}) as replay:
         assert replay.get("/api/v1/sites").status_code == 401
+    with server.admin() as admin:
+        events = admin.get("/api/v1/admin/audit").json()["events"]
+    oldest_first = [(e["action"], e["actor"].split(":")[0], e["target"]) for e in events[::-1]]
+    assert oldest_first[1:] == [
+        ("site.create", "token", "hidden-st"),
+        ("user.create", "cli", "planner@example.org"),
+    ]
+    assert oldest_first[0][:2] == ("admin_token.create", "cli"), "the server's own admin token"

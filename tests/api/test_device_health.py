@@ -115,6 +115,54 @@ def test_dead_lettered_reports_come_from_the_last_heartbeat(
     assert all(c["suspect_frozen"] is False for c in body["cameras"])
 
 
+CODE, MODEL, OTHER = "a" * 64, "b" * 64, "c" * 64
+
+
+@pytest.mark.parametrize(
+    ("approved", "reported", "expected"),
+    [
+        ([CODE, MODEL], (CODE, MODEL), True),
+        ([CODE], (CODE, MODEL), False),
+        ([CODE, MODEL], (OTHER, MODEL), False),
+        ([CODE, MODEL], None, None),
+    ],
+    ids=["both approved", "model not approved", "code not approved", "nothing reported"],
+)
+def test_software_off_the_approved_list_is_flagged(
+    database_url: str,
+    approved: list[str],
+    reported: tuple[str, str] | None,
+    expected: bool | None,
+) -> None:
+    app = create_app(settings_for(database_url, approved_software=approved))
+    site, cams = create_site(app.state.settings, SiteSpec({"a": MAIN}))
+    now = datetime.now(UTC)
+    code, model = reported or (None, None)
+    with session_scope(app.state.session_factory) as session:
+        session.add(
+            DeviceHealth(
+                camera_id=cams["a"].camera,
+                received_at=now,
+                sent_at=now,
+                uptime_s=60.0,
+                outbox_backlog=0,
+                dropped_reports=0,
+                config_version=1,
+                streams=[],
+                software_version="0.1.0" if reported else None,
+                code_sha256=code,
+                model_sha256=model,
+            )
+        )
+    with TestClient(app) as client:
+        body = client.get(
+            "/api/v1/devices/health", params={"site": site}, headers=admin_headers(app)
+        ).json()
+    (camera,) = body["cameras"]
+    assert camera["software"]["approved"] is expected
+    assert camera["software"]["code_sha256"] == code
+
+
 def test_meta_serves_bucket_sizes_limits_and_the_map_layer(database_url: str) -> None:
     settings = settings_for(
         database_url,

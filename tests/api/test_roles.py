@@ -65,6 +65,7 @@ def site_body(**overrides: Any) -> dict[str, Any]:
         "timezone": "Europe/Amsterdam",
         "description": "moved",
         "public": False,
+        "listed": False,
     }
     return body | overrides
 

@@ -25,7 +25,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from api.routers.auth import WRONG_LOGIN
-from contract import Heartbeat
+from contract import Heartbeat, Software
 from tests.dashboard.conftest import (
     ROLES,
     Account,
@@ -354,7 +354,13 @@ def test_editor_deletes_a_site_only_after_typing_its_id(
 # --- admins: device tokens, users, audit --------------------------------------------------
 
 
-def heartbeat_status(base_url: str, token: str, camera_id: str, dead_lettered: int = 0) -> int:
+def heartbeat_status(
+    base_url: str,
+    token: str,
+    camera_id: str,
+    dead_lettered: int = 0,
+    software: Software | None = None,
+) -> int:
     beat = Heartbeat(
         camera_id=camera_id,
         sent_at=datetime.now(UTC),
@@ -364,6 +370,7 @@ def heartbeat_status(base_url: str, token: str, camera_id: str, dead_lettered: i
         dead_lettered_reports=dead_lettered,
         streams=[],
         config_version=1,
+        software=software,
     )
     response = httpx.post(
         f"{base_url}/api/v1/heartbeat",
@@ -506,7 +513,11 @@ def test_health_page_shows_dead_letters_and_a_camera_that_looks_frozen(
         add_site(admin, "quiet-ln", "Quiet Lane", 52.54, 13.37, timezone="Europe/Berlin")
         token = register_camera(admin, "quiet-ln", "cam-frozen", 300)
     post_history(workbench.base_url, token, frozen)
-    assert heartbeat_status(workbench.base_url, token, "cam-frozen", dead_lettered=4) == 200
+    unapproved = Software(version="0.1.0", code_sha256="ab" * 32, model_sha256="cd" * 32)
+    beat = heartbeat_status(
+        workbench.base_url, token, "cam-frozen", dead_lettered=4, software=unapproved
+    )
+    assert beat == 200
     tab = open_tab(workbench.accounts["viewer"], base_url=workbench.base_url)
     open_app(tab, "?page=health&site=quiet-ln")
     devices = tab.locator("table").first
@@ -519,6 +530,8 @@ def test_health_page_shows_dead_letters_and_a_camera_that_looks_frozen(
     }
     assert rows["cam-frozen"]["Dead-lettered reports"] == "4"
     assert rows["cam-frozen"]["Alert"].startswith("suspected frozen: no vehicles in 1")
+    assert rows["cam-frozen"]["Software"] == "0.1.0: not an approved release"
+    assert rows["cam-n"]["Software"] == "–", "a worker that never said what it runs"
     assert rows["cam-n"]["Alert"] == "–", "a camera that never reported is not frozen"
 
 

@@ -25,7 +25,7 @@ from tests.support.databases import scratch_postgres_database
 from tests.support.tally_api import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-SECRET = "fault-test-secret-0123456789"
+SECRET = "ZFH11a8RwVOUPtlEW8uMeihhMnK_iAUtsd94iZnZXWE"
 START_TIMEOUT_S = 30.0
 
 
@@ -51,6 +51,7 @@ class ApiProcess:
             "TALLY_SECRET_KEY": SECRET,
             "TALLY_INGEST_RATE_LIMIT": "1000000/minute",
             "TALLY_AUTH_FAILURE_RATE_LIMIT": "1000000/minute",
+            "TALLY_INGEST_MAX_AGE_DAYS": "3650",  # the fault reports are dated January 2026
         }
 
     def start(self) -> ApiProcess:

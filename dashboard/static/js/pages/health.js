@@ -8,6 +8,15 @@ import { bucketLabels } from './site.js';
 
 const asPercent = (share) => Math.round(share * 1000) / 10;
 
+/** The worker's version, flagged when its digests are not on the operator's approved list. */
+function softwareCell(camera) {
+  const software = camera.software;
+  if (!software?.version) return '–';
+  if (software.approved) return `${software.version} (approved)`;
+  return h('span', { class: 'status status-suspect', dataset: { unapproved: camera.camera } },
+    `${software.version}: not an approved release`);
+}
+
 function deviceRow(camera, timeZone) {
   const beat = camera.last_heartbeat;
   const stream = beat?.streams.map((s) => `${s.state} (${s.fps} fps, ${s.reconnects} reconnects)`).join('; ');
@@ -24,6 +33,7 @@ function deviceRow(camera, timeZone) {
     beat ? String(beat.dropped_reports) : '–',
     camera.dead_lettered_reports == null ? '–' : String(camera.dead_lettered_reports),
     stream || '–',
+    softwareCell(camera),
     camera.suspect_frozen
       ? h('span', { class: 'status status-suspect', dataset: { suspect: camera.camera } },
         `suspected frozen: ${camera.suspect_reason || 'no vehicles for implausibly long'}`)
@@ -67,7 +77,7 @@ export default async function health(page, state, sites, app) {
   }
   page.append(section('Devices', table('Every camera: status, last seen (site time) and worker health',
     ['Camera', 'Site', 'Status', 'Last seen', 'Config version', 'Outbox backlog', 'Dropped reports',
-      'Dead-lettered reports', 'Stream', 'Alert'],
+      'Dead-lettered reports', 'Stream', 'Software', 'Alert'],
     body.cameras.map((camera) => deviceRow(camera, zones[camera.site])))));
   const mine = body.cameras.filter((camera) => camera.site === state.site);
   const hourly = [];

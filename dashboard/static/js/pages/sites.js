@@ -25,6 +25,7 @@ function editForm(site, close) {
     timezone: h('input', { name: 'timezone', value: site.timezone, list: 'timezones', autocomplete: 'off' }),
     description: h('textarea', { name: 'description', rows: 3, maxlength: 2000 }, site.description),
     public: h('input', { name: 'public', type: 'checkbox', checked: site.public }),
+    listed: h('input', { name: 'listed', type: 'checkbox', checked: site.listed }),
   };
   const save = async (event) => {
     event.preventDefault();
@@ -36,6 +37,7 @@ function editForm(site, close) {
       timezone: controls.timezone.value,
       description: controls.description.value,
       public: controls.public.checked,
+      listed: controls.listed.checked,
     };
     try {
       await call('PUT', sitePath(site), { body });
@@ -53,7 +55,9 @@ function editForm(site, close) {
       field('Latitude (WGS 84)', controls.lat),
       field('Longitude (WGS 84)', controls.lon),
       field('Timezone (IANA)', controls.timezone),
-      field('Publish as open data', controls.public, 'Counts appear in the anonymous open-data feeds.')),
+      field('Publish as open data', controls.public, 'Counts appear in the anonymous open-data feeds.'),
+      field('Listed in the public register', controls.listed,
+        'Citizens see where its cameras are, who runs them and what they send (never private counts).')),
     field('Description', controls.description),
     h('datalist', { id: 'timezones' }, ZONES.map((zone) => h('option', { value: zone }))),
     h('p', { class: 'actions' },
