@@ -89,6 +89,10 @@ def inline_script_policy(html: bytes | memoryview) -> str:
     return content_security_policy(script_hashes=digests)
 
 
+HSTS = "max-age=31536000"
+"""A year of HTTPS only for this host (not its subdomains, which a city may run elsewhere)."""
+
+
 class SecurityHeaders:
     """The Content-Security-Policy and related headers on every response, and no caching of
     anything private.
@@ -116,6 +120,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        https = scope.get("scheme") == "https"
         open_data = path.startswith(OPEN_DATA_PREFIX)
         private = carries_credentials(Headers(scope=scope)) or (
             path.startswith(API_PREFIX) and not open_data
@@ -126,6 +131,8 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in self.headers.items():
                     headers.setdefault(name, value)
+                if https:  # only a response that came over TLS may pin the browser to it
+                    headers.setdefault("Strict-Transport-Security", HSTS)
                 public = "public" in headers.get("cache-control", "").lower()
                 if private and not (open_data and public):
                     headers["Cache-Control"] = PRIVATE_CACHING

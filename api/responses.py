@@ -1,14 +1,16 @@
-"""Response bodies of the planner and open-data endpoints (shapes: docs/api-planner.md)."""
+"""Response bodies of the planner, open-data and register endpoints (shapes: docs/api-planner.md,
+docs/register.md)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas import CameraStatus
 from api.services.grid import BucketName
+from api.services.signs import Language
 from contract import LevelOfService, VehicleClass
 
 
@@ -336,3 +338,120 @@ class OpenSites(BaseModel):
     licence: Licence
     attribution: str
     sites: list[SiteBrief]
+
+
+# --- the public camera register ------------------------------------------------------------
+
+ROUND_MASKED_BYTES = 100
+"""Byte figures of a camera whose numbers are masked are rounded to this many bytes."""
+
+
+class MeasuredLine(BaseModel):
+    """A count line by name, with the direction labels it counts (no geometry)."""
+
+    name: str = Field(title="Line name")
+    directions: list[str] = Field(title="Direction labels counted")
+
+
+class Measures(BaseModel):
+    """What the camera measures."""
+
+    lines: list[MeasuredLine] = Field(title="Count lines")
+    zones: list[str] = Field(title="Congestion zones")
+    vehicle_classes: list[str] = Field(title="Vehicle classes told apart")
+
+
+class RegisterEntry(BaseModel):
+    """One listed camera."""
+
+    camera_id: str = Field(title="Camera id")
+    camera_name: str = Field(title="Camera name")
+    site_id: str = Field(title="Site id")
+    site_name: str = Field(title="Site name")
+    road: str = Field(title="Road")
+    lat: float = Field(title="Latitude (WGS 84)")
+    lon: float = Field(title="Longitude (WGS 84)")
+    operator: str = Field(title="Who runs the camera")
+    contact: str = Field(title="Where to send questions or objections")
+    purpose: str = Field(title="Why it counts, in plain words")
+    legal_basis: str = Field(title="Legal basis")
+    retention: str = Field(title="How long data are kept")
+    measures: Measures = Field(title="What it measures")
+    counts_published: bool = Field(title="Its counts are open data")
+    open_data: dict[str, str] | None = Field(title="Open-data feeds of its site (when published)")
+    in_service_since: datetime = Field(title="When the camera was registered")
+    status: CameraStatus = Field(title="online, offline or never (seen)")
+    last_report_at: datetime | None = Field(title="When its latest report was received")
+    bytes_sent_24h: int = Field(ge=0, title="Request bytes received from it in the last 24 h")
+    bytes_rounded: bool = Field(title=f"Byte figures rounded to {ROUND_MASKED_BYTES} bytes")
+    software_approved: bool | None = Field(
+        title="Its code and model digests are on the operator's approved list (null: unknown)"
+    )
+    page_url: str = Field(title="The camera's public page")
+    sign_url: str = Field(title="The printable sign (SVG)")
+
+
+class RegisterList(BaseModel):
+    """Every listed camera."""
+
+    language: Language = Field(title="Language of the shipped texts")
+    cameras: list[RegisterEntry] = Field(title="Listed cameras, by site and camera id")
+
+
+class BytesOut(BaseModel):
+    """Bytes the API received from the camera: measured here, not reported by the camera."""
+
+    last_24h: int = Field(ge=0, title="All request bytes, last 24 h")
+    reports_24h: int = Field(ge=0, title="Bytes of report batches, last 24 h")
+    heartbeats_24h: int = Field(ge=0, title="Bytes of heartbeats, last 24 h")
+    report_requests_24h: int = Field(ge=0, title="Report batches received, last 24 h")
+    heartbeat_requests_24h: int = Field(ge=0, title="Heartbeats received, last 24 h")
+    reports_stored_24h: int = Field(ge=0, title="Reports stored, last 24 h")
+    per_report: int | None = Field(
+        title="Mean bytes per stored report, last 24 h (each report's share of its batch)"
+    )
+    latest_report: int | None = Field(title="Bytes of the latest report")
+    rounded: bool = Field(title=f"Rounded to {ROUND_MASKED_BYTES} bytes (numbers are masked)")
+
+
+class VideoComparison(BaseModel):
+    """What one day of the camera's video would weigh: an estimate, for comparison."""
+
+    width: int = Field(title="Frame width, pixels (as the worker reports its stream)")
+    height: int = Field(title="Frame height, pixels")
+    fps: float = Field(title="Frame rate of the stream")
+    bits_per_pixel: float = Field(title="Assumed H.264 bits per pixel and frame")
+    bitrate_bps: int = Field(title="The bitrate that assumes, bits per second")
+    day_bytes: int = Field(title="Estimated bytes of one day of this video")
+    basis: str = Field(title="How the estimate is made")
+
+
+class WireField(BaseModel):
+    """One field of the interval report, in plain words."""
+
+    field: str = Field(title="Field path (a[] is each element of list a)")
+    kind: str = Field(title="What kind of value it holds")
+    meaning: str = Field(title="What it means")
+
+
+class LatestReport(BaseModel):
+    """The camera's latest interval report, as received (masked where numbers are private)."""
+
+    received_at: datetime = Field(title="When the API received it")
+    masked: bool = Field(title="Every number replaced by …")
+    masked_because: str | None = Field(title="Why the numbers are hidden")
+    body: dict[str, Any] = Field(title="The report as received")
+
+
+class CameraPage(RegisterEntry):
+    """Everything the public page of one camera shows."""
+
+    latest_report: LatestReport | None = Field(title="Latest report (null: none yet)")
+    software: SoftwareOut = Field(title="The worker's software")
+    validation: None = Field(
+        default=None, title="Latest validation against a manual tally (null: none recorded)"
+    )
+    bytes: BytesOut = Field(title="Bytes received from the camera")
+    video: VideoComparison | None = Field(title="A day of its video (null: size not reported)")
+    wire_schema: list[WireField] = Field(title="Every field a report can hold")
+    wire_schema_url: str = Field(title="The JSON Schema of a report batch")

@@ -31,6 +31,7 @@ from api.services import registry
 from api.services.rollups import RollupDelta
 from api.settings import Settings
 from contract import VEHICLE_CLASSES, IntervalReport, interval_report_id
+from tests.support.asgi import download
 from tests.support.databases import migrated_database
 
 LINES = 32
@@ -86,43 +87,6 @@ def seed(url: str, days: int) -> tuple[str, datetime]:
     finally:
         engine.dispose()
     return "bench", end
-
-
-async def download(app: Any, path: str, query: str) -> tuple[int, int]:
-    """GET through the ASGI app, counting the body's bytes without keeping them."""
-    status, size, asked = 0, 0, False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status, size
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            size += len(message.get("body", b""))
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"bench")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("bench", 80),
-    }
-    await app(scope, receive, send)
-    return status, size
 
 
 def measure(app: Any, site: str, end: datetime, days: int) -> None:

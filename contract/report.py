@@ -38,6 +38,8 @@ INTERVAL_CHOICES_S: tuple[int, ...] = (10, 15, 20, 30, 60, 120, 300, 600, 900, 1
 
 MAX_COUNT = 100_000
 MAX_FRAME_SIDE = 16_384
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_SENT_AT = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_REPORTS_PER_BATCH = 500
 REPORT_ID_NAMESPACE = uuid.UUID("5f0c9a52-4d0b-4c8e-9a43-2f3c1d7e6b10")
 
@@ -202,6 +204,13 @@ class StreamHealth(ContractModel):
         default=None, gt=0, le=1000, title="Frame rate the stream states"
     )
 
+    @model_validator(mode="after")
+    def frame_size_is_whole(self) -> Self:
+        """Width and height come together: one without the other describes no video."""
+        if (self.frame_width is None) != (self.frame_height is None):
+            raise ValueError("frame_width and frame_height are given together or not at all")
+        return self
+
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """A SHA-256 digest in lower-case hex."""
@@ -227,6 +236,16 @@ class Heartbeat(ContractModel):
     schema_version: Literal[1] = Field(default=SCHEMA_VERSION, title="Wire contract version")
     camera_id: Label = Field(title="Camera the device token belongs to")
     sent_at: datetime = Field(strict=False, title="When the worker sent it, UTC")
+
+    @model_validator(mode="after")
+    def sent_at_is_storable(self) -> Self:
+        """A clock can be wrong (a device without a real-time clock starts in 1970), but a
+        time outside 1970-2100 is no clock at all, and some cannot even be converted to UTC."""
+        if self.sent_at.tzinfo is None:
+            raise ValueError("sent_at needs a timezone (for example 2026-01-01T00:00:00Z)")
+        if not EPOCH <= self.sent_at < LATEST_SENT_AT:
+            raise ValueError("sent_at must lie between 1970-01-01 and 2100-01-01 (UTC)")
+        return self
     uptime_s: float = Field(ge=0, le=10 * 365 * 86400, title="Worker uptime in seconds")
     outbox_backlog: NonNegativeCount = Field(title="Reports waiting in the outbox")
     dropped_reports: NonNegativeCount = Field(title="Reports dropped since start")

@@ -95,6 +95,13 @@ def me_of(principal: Principal, csrf_token: str | None) -> Me:
     )
 
 
+def cookies_secure(request: Request) -> bool:
+    """Secure over HTTPS, and always in production: behind a TLS proxy the API may see plain
+    HTTP, and a session cookie must never travel unencrypted there."""
+    settings: Settings = request.app.state.settings
+    return request.url.scheme == "https" or settings.environment == "production"
+
+
 def set_session_cookie(response: Response, request: Request, value: str) -> None:
     response.set_cookie(
         login.SESSION_COOKIE,
@@ -102,13 +109,13 @@ def set_session_cookie(response: Response, request: Request, value: str) -> None
         httponly=True,
         samesite="strict",
         path="/",
-        secure=request.url.scheme == "https",
+        secure=cookies_secure(request),
     )
 
 
 def clear_cookie(response: Response, request: Request, name: str, path: str = "/") -> None:
     response.delete_cookie(
-        name, path=path, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+        name, path=path, httponly=True, samesite="strict", secure=cookies_secure(request)
     )
 
 
@@ -126,6 +133,28 @@ def single_sign_on(request: Request) -> oidc.SingleSignOn:
     if sso is None:
         sso = request.app.state.sso = oidc.SingleSignOn(settings)
     return sso
+
+
+def refuse_while_limited(limits: RateLimits, email: str, address: str) -> None:
+    """429 (Retry-After) while the account or the address has failed too often."""
+    wait = limits.login_retry_after_s(email, address)
+    if wait is not None:
+        raise too_many_requests(wait)
+
+
+def open_session(
+    request: Request,
+    response: Response,
+    session: Session,
+    settings: Settings,
+    user: User,
+    address: str,
+) -> Me:
+    """A new login session for `user`, committed; its cookie set on `response`."""
+    started = login.start_session(session, settings, user, address)
+    session.commit()
+    set_session_cookie(response, request, started.cookie)
+    return me_of(users.principal_of(user, started.record.id), started.record.csrf_token)
 
 
 LimitsDep = Annotated[RateLimits, Depends(rate_limits)]
@@ -167,9 +196,7 @@ def password_login(
     429 (Retry-After) after too many failures for the account or from the address; 403 for
     a disabled account (told only to someone who knows its password)."""
     address = client_ip(request)
-    wait = limits.login_retry_after_s(body.email, address)
-    if wait is not None:
-        raise too_many_requests(wait)
+    refuse_while_limited(limits, body.email, address)
     user = users.find_user(session, body.email)
     correct = login.verify_password(user, body.password)
     if user is None or not correct:
@@ -177,10 +204,7 @@ def password_login(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, WRONG_LOGIN)
     if user.disabled:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this account is disabled")
-    started = login.start_session(session, settings, user, address)
-    session.commit()
-    set_session_cookie(response, request, started.cookie)
-    return me_of(users.principal_of(user, started.record.id), started.record.csrf_token)
+    return open_session(request, response, session, settings, user, address)
 
 
 @router.post(
@@ -241,17 +265,12 @@ def change_password(
             "this account signs in through single sign-on; change the password there",
         )
     address = client_ip(request)
-    wait = limits.login_retry_after_s(user.email, address)
-    if wait is not None:
-        raise too_many_requests(wait)
+    refuse_while_limited(limits, user.email, address)
     if not login.verify_password(user, body.current_password):
         limits.count_login_failure(user.email, address)
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the current password is wrong")
     users.set_password(session, user, body.new_password, Origin(principal, address))
-    started = login.start_session(session, settings, user, address)
-    session.commit()
-    set_session_cookie(response, request, started.cookie)
-    return me_of(users.principal_of(user, started.record.id), started.record.csrf_token)
+    return open_session(request, response, session, settings, user, address)
 
 
 def login_error(request: Request, message: str) -> RedirectResponse:
@@ -283,7 +302,7 @@ async def oidc_login(request: Request, sso: SsoDep) -> RedirectResponse:
         httponly=True,
         samesite="lax",  # the provider's redirect back is a cross-site navigation
         path=PENDING_PATH,
-        secure=request.url.scheme == "https",
+        secure=cookies_secure(request),
     )
     return response
 

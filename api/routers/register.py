@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 
 from api.deps import SessionDep, SettingsDep
 from api.read_limits import ReadSlotDep
+from api.responses import CameraPage, RegisterList
 from api.routers.errors import error_responses
-from api.routers.open_data import as_json, cached, latest
+from api.routers.open_data import as_json, latest
+from api.routers.open_data import cached as open_cached
 from api.services import register
 from api.settings import Settings
 from contract import Label
@@ -18,6 +21,17 @@ from contract.schema import REPORT_BATCH
 router = APIRouter(prefix="/api/v1/open", tags=["public register"])
 REGISTER_ERRORS = error_responses(404, 422, 503)
 SVG = "image/svg+xml"
+
+
+def cached(
+    request: Request, settings: Settings, body: str, media_type: str, stamp: datetime | None
+) -> Response:
+    """Open-data caching; without a configured public URL the links follow the request's
+    Host, so a shared cache must keep one copy per host (no poisoning with a forged Host)."""
+    response = open_cached(request, settings, body, media_type, stamp)
+    if not settings.register_public_url:
+        response.headers.add_vary_header("Host")
+    return response
 
 
 def public_base(request: Request, settings: Settings) -> str:
@@ -30,7 +44,7 @@ def public_base(request: Request, settings: Settings) -> str:
     "/register.json",
     operation_id="get_register_json",
     summary="Every camera in the public register",
-    response_model=register.RegisterList,
+    response_model=RegisterList,
     responses=REGISTER_ERRORS,
 )
 def get_register_json(
@@ -63,7 +77,7 @@ def get_register_geojson(
     "/register/cameras/{camera_id}",
     operation_id="get_register_camera",
     summary="A listed camera's public page: what it sends, byte for byte",
-    response_model=register.CameraPage,
+    response_model=CameraPage,
     responses=REGISTER_ERRORS,
 )
 def get_register_camera(

@@ -49,15 +49,8 @@ def require_user(session: Session, user_id: int) -> User:
     return user
 
 
-def refuse_restricted_admin(role: str, site_ids: list[str] | None) -> None:
-    """An admin manages accounts and tokens of every site, so a restriction would only pretend."""
-    if role == "admin" and site_ids is not None:
-        raise DomainError("an admin account cannot be restricted to sites")
-
-
 def create_user(session: Session, spec: UserIn, origin: Origin = CLI) -> tuple[User, str]:
     """A new account with a generated password; returns both (show the password once)."""
-    refuse_restricted_admin(spec.role, spec.site_ids)
     password = users.generate_password()
     return users.create_user(session, spec, password, origin), password
 
@@ -78,7 +71,9 @@ def update_user(session: Session, user_id: int, patch: UserPatch, origin: Origin
         refuse_self_lockout(origin, user, "demote")
     if changed.get("disabled"):
         refuse_self_lockout(origin, user, "disable")
-    refuse_restricted_admin(
+    if "site_ids" in changed:
+        refuse_self_lockout(origin, user, "change the sites of")
+    users.refuse_restricted_admin(
         changed.get("role", current.role), changed.get("site_ids", current.site_ids)
     )
     if "site_ids" in changed:

@@ -19,9 +19,9 @@ from api.services.grid import make_grid, utc_now
 from api.services.register import software_of
 from api.services.rollups import CLASS_COLUMNS, ROLLUP_GRANULARITIES_S
 from api.services.scope import camera_status, zone_info
+from api.services.sites import HOUR_S, hour_start
 from api.settings import Settings
 
-HOUR_S = 3600
 FULL_COVERAGE = 0.95
 """An hour counts as fully watched from this share on."""
 HISTORY_DAYS = 28
@@ -101,7 +101,7 @@ def empty_hours(session: Session, cameras: Sequence[str], now: datetime) -> dict
     """Each camera's empty-hour runs over the last `HISTORY_DAYS`, from the hourly camera
     rollup in two queries: the empty hours themselves, and each camera's latest and number
     of fully watched hours."""
-    current_hour = int(now.timestamp()) // HOUR_S * HOUR_S
+    current_hour = hour_start(now)
     start = current_hour - HISTORY_DAYS * 24 * HOUR_S
     full = CameraRollup.covered_s >= FULL_COVERAGE * HOUR_S
     in_window = (

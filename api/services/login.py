@@ -125,7 +125,9 @@ def resolve_session(
 
 def csrf_matches(record: LoginSession, header: str | None) -> bool:
     """Constant-time check of the X-CSRF-Token header against the session's token."""
-    return header is not None and hmac.compare_digest(record.csrf_token, header)
+    return header is not None and hmac.compare_digest(
+        record.csrf_token.encode(), header.encode("utf-8", "surrogateescape")
+    )
 
 
 def revoke_session(session: Session, session_id: str) -> None:

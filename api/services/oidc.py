@@ -41,6 +41,23 @@ PENDING_COOKIE = "tally_oidc"
 PENDING_MAX_AGE_S = 600
 HTTP_TIMEOUT_S = 10.0
 LEEWAY_S = 60
+OAUTH_ERROR_CODES = frozenset(
+    {
+        "access_denied",
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+        "interaction_required",
+        "login_required",
+        "account_selection_required",
+        "consent_required",
+    }
+)
+"""The error codes of RFC 6749 §4.1.2.1 and OpenID Connect Core §3.1.2.6: only these are
+repeated to the user, so a crafted callback cannot put its own words on the login page."""
 MAX_EMAIL, MAX_SUBJECT, MAX_NAME = 254, 255, 200
 """What the users table holds (email, oidc_subject, display_name)."""
 
@@ -113,7 +130,8 @@ class SingleSignOn:
     ) -> Identity:
         """Check the callback against the pending state, redeem the code, validate the ID token."""
         if "error" in params:
-            raise SignOnError(f"the identity provider refused: {params['error']}")
+            code = params["error"] if params["error"] in OAUTH_ERROR_CODES else "unknown error"
+            raise SignOnError(f"the identity provider refused: {code}")
         pending = self.read_pending(pending_cookie)
         if not hmac.compare_digest(pending["state"], params.get("state", "")):
             raise SignOnError("the sign-in answer does not belong to this browser; start again")
@@ -178,14 +196,15 @@ def sign_in(session: Session, identity: Identity, client_ip: str) -> User:
     """The account for a provider identity: found by subject, linked by e-mail, or created.
 
     The role (and display name) follow the provider at every sign-in. A local account is
-    linked only when the provider does not say the e-mail address is unverified.
+    linked only when the provider says it verified the e-mail address: otherwise anyone who
+    may set their address at the provider could take over the local account of that address.
     """
     user = session.scalars(select(User).where(User.oidc_subject == identity.subject)).first()
     action = "user.sso_update"
     if user is None:
         user = session.scalars(select(User).where(User.email == identity.email)).first()
         if user is not None:
-            if identity.email_verified is False:
+            if identity.email_verified is not True:
                 raise SignOnError(f"your identity provider has not verified {identity.email}")
             if user.oidc_subject is not None:
                 raise SignOnError(f"the account {identity.email} belongs to another sign-in")
@@ -205,6 +224,10 @@ def sign_in(session: Session, identity: Identity, client_ip: str) -> User:
         action = "user.sso_create"
     if user.disabled:
         raise SignOnError("this account is disabled; ask your administrator")
+    if identity.role == "admin" and user.sites:
+        raise SignOnError(
+            "an admin account cannot be restricted to sites; ask an admin to lift the restriction"
+        )
     changes: dict[str, Any] = {"role": identity.role, "display_name": identity.name}
     if action == "user.sso_update":
         changes = {key: value for key, value in changes.items() if getattr(user, key) != value}

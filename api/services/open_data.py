@@ -28,7 +28,7 @@ from api.services.disclosure import Published, effective_threshold, finest, summ
 from api.services.errors import DomainError
 from api.services.grid import Grid, make_grid
 from api.services.rollups import CLASS_COLUMNS
-from api.services.sites import DAY_HOURS, HOUR_S, site_briefs, totals_24h
+from api.services.sites import DAY_HOURS, HOUR_S, hour_start, site_briefs, totals_24h
 from api.settings import Settings
 from contract import VEHICLE_CLASSES
 
@@ -142,7 +142,7 @@ def open_totals(
 ) -> dict[str, Totals]:
     """Each site's total over its last 24 complete hours. With suppression on it is the sum of
     the 1-hour rows the count feed publishes for those hours (a withheld count stays out)."""
-    end = int(now.timestamp()) // HOUR_S * HOUR_S
+    end = hour_start(now)
     totals = totals_24h(session, sites, end)
     if not effective_threshold(settings.open_min_count):
         return totals

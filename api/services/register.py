@@ -18,13 +18,24 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, Union, get_args, get_origin
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from api.models import Camera, CameraTraffic, DeviceHealth, IntervalReportRecord, Site
-from api.responses import SoftwareOut
-from api.schemas import CameraStatus
+from api.responses import (
+    ROUND_MASKED_BYTES,
+    BytesOut,
+    CameraPage,
+    LatestReport,
+    MeasuredLine,
+    Measures,
+    RegisterEntry,
+    RegisterList,
+    SoftwareOut,
+    VideoComparison,
+    WireField,
+)
 from api.services.disclosure import effective_threshold
 from api.services.errors import NotFoundError
 from api.services.grid import utc_now
@@ -32,15 +43,13 @@ from api.services.scope import camera_status
 from api.services.signs import Language, SignFacts, sign_svg
 from api.services.sites import DAY_HOURS, HOUR_S, hour_end, open_links
 from api.settings import Settings
-from contract import VEHICLE_CLASSES, IntervalReport
+from contract import VEHICLE_CLASSES, IntervalReport, ZoneRow
 
 MASK = "…"
 BITS_PER_PIXEL = 0.1
 """Assumed H.264 bitrate per pixel and frame for "a day of this video": 0.1 gives about
 5.2 Mbit/s for 1080p at 25 fps and 190 kbit/s for 320x240 at 25 fps, typical of CCTV."""
 DAY_S = 86_400
-ROUND_MASKED_BYTES = 100
-"""Byte figures of a camera whose numbers are masked are rounded to this many bytes."""
 PAGE_PATH = "/register.html"
 
 
@@ -88,120 +97,6 @@ def register_texts(settings: Settings) -> RegisterTexts:
         legal_basis=settings.register_legal_basis or shipped.legal_basis,
         retention=settings.register_retention or shipped.retention,
     )
-
-
-# --- response bodies -----------------------------------------------------------------------
-
-
-class MeasuredLine(BaseModel):
-    """A count line by name, with the direction labels it counts (no geometry)."""
-
-    name: str = Field(title="Line name")
-    directions: list[str] = Field(title="Direction labels counted")
-
-
-class Measures(BaseModel):
-    """What the camera measures."""
-
-    lines: list[MeasuredLine] = Field(title="Count lines")
-    zones: list[str] = Field(title="Congestion zones")
-    vehicle_classes: list[str] = Field(title="Vehicle classes told apart")
-
-
-class RegisterEntry(BaseModel):
-    """One listed camera."""
-
-    camera_id: str = Field(title="Camera id")
-    camera_name: str = Field(title="Camera name")
-    site_id: str = Field(title="Site id")
-    site_name: str = Field(title="Site name")
-    road: str = Field(title="Road")
-    lat: float = Field(title="Latitude (WGS 84)")
-    lon: float = Field(title="Longitude (WGS 84)")
-    operator: str = Field(title="Who runs the camera")
-    contact: str = Field(title="Where to send questions or objections")
-    purpose: str = Field(title="Why it counts, in plain words")
-    legal_basis: str = Field(title="Legal basis")
-    retention: str = Field(title="How long data are kept")
-    measures: Measures = Field(title="What it measures")
-    counts_published: bool = Field(title="Its counts are open data")
-    open_data: dict[str, str] | None = Field(title="Open-data feeds of its site (when published)")
-    in_service_since: datetime = Field(title="When the camera was registered")
-    status: CameraStatus = Field(title="online, offline or never (seen)")
-    last_report_at: datetime | None = Field(title="When its latest report was received")
-    bytes_sent_24h: int = Field(ge=0, title="Request bytes received from it in the last 24 h")
-    bytes_rounded: bool = Field(title=f"Byte figures rounded to {ROUND_MASKED_BYTES} bytes")
-    software_approved: bool | None = Field(
-        title="Its code and model digests are on the operator's approved list (null: unknown)"
-    )
-    page_url: str = Field(title="The camera's public page")
-    sign_url: str = Field(title="The printable sign (SVG)")
-
-
-class RegisterList(BaseModel):
-    """Every listed camera."""
-
-    language: Language = Field(title="Language of the shipped texts")
-    cameras: list[RegisterEntry] = Field(title="Listed cameras, by site and camera id")
-
-
-class BytesOut(BaseModel):
-    """Bytes the API received from the camera: measured here, not reported by the camera."""
-
-    last_24h: int = Field(ge=0, title="All request bytes, last 24 h")
-    reports_24h: int = Field(ge=0, title="Bytes of report batches, last 24 h")
-    heartbeats_24h: int = Field(ge=0, title="Bytes of heartbeats, last 24 h")
-    report_requests_24h: int = Field(ge=0, title="Report batches received, last 24 h")
-    heartbeat_requests_24h: int = Field(ge=0, title="Heartbeats received, last 24 h")
-    reports_stored_24h: int = Field(ge=0, title="Reports stored, last 24 h")
-    per_report: int | None = Field(
-        title="Mean bytes per stored report, last 24 h (each report's share of its batch)"
-    )
-    latest_report: int | None = Field(title="Bytes of the latest report")
-    rounded: bool = Field(title=f"Rounded to {ROUND_MASKED_BYTES} bytes (numbers are masked)")
-
-
-class VideoComparison(BaseModel):
-    """What one day of the camera's video would weigh: an estimate, for comparison."""
-
-    width: int = Field(title="Frame width, pixels (as the worker reports its stream)")
-    height: int = Field(title="Frame height, pixels")
-    fps: float = Field(title="Frame rate of the stream")
-    bits_per_pixel: float = Field(title="Assumed H.264 bits per pixel and frame")
-    bitrate_bps: int = Field(title="The bitrate that assumes, bits per second")
-    day_bytes: int = Field(title="Estimated bytes of one day of this video")
-    basis: str = Field(title="How the estimate is made")
-
-
-class WireField(BaseModel):
-    """One field of the interval report, in plain words."""
-
-    field: str = Field(title="Field path (a[] is each element of list a)")
-    kind: str = Field(title="What kind of value it holds")
-    meaning: str = Field(title="What it means")
-
-
-class LatestReport(BaseModel):
-    """The camera's latest interval report, as received (masked where numbers are private)."""
-
-    received_at: datetime = Field(title="When the API received it")
-    masked: bool = Field(title="Every number replaced by …")
-    masked_because: str | None = Field(title="Why the numbers are hidden")
-    body: dict[str, Any] = Field(title="The report as received")
-
-
-class CameraPage(RegisterEntry):
-    """Everything the public page of one camera shows."""
-
-    latest_report: LatestReport | None = Field(title="Latest report (null: none yet)")
-    software: SoftwareOut = Field(title="The worker's software")
-    validation: None = Field(
-        default=None, title="Latest validation against a manual tally (null: none recorded)"
-    )
-    bytes: BytesOut = Field(title="Bytes received from the camera")
-    video: VideoComparison | None = Field(title="A day of its video (null: size not reported)")
-    wire_schema: list[WireField] = Field(title="Every field a report can hold")
-    wire_schema_url: str = Field(title="The JSON Schema of a report batch")
 
 
 # --- building them -------------------------------------------------------------------------
@@ -382,15 +277,39 @@ def register_geojson(listing: RegisterList) -> dict[str, Any]:
     }
 
 
+SHOWN_WHEN_MASKED = frozenset(
+    {"schema_version", "report_id", "camera_id", "interval_start", "interval_seconds"}
+)
+"""What a masked report still shows: which interval it is, never what was in it."""
+
+
 def masked(value: Any) -> Any:
-    """`value` with every number replaced by the mask (booleans, text and nulls stay)."""
+    """`value` with every leaf (number, flag, text, null) replaced by the mask."""
     if isinstance(value, dict):
         return {key: masked(item) for key, item in value.items()}
     if isinstance(value, list):
         return [masked(item) for item in value]
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return MASK
-    return value
+    return MASK
+
+
+def masked_report(payload: dict[str, Any], camera: Camera) -> dict[str, Any]:
+    """The report's shape with nothing of its content: count rows for every registered line,
+    direction and class and a row for every zone, whichever the worker sent (it sends only
+    non-zero counts, so the rows present would tell where traffic was)."""
+    body = {
+        key: value if key in SHOWN_WHEN_MASKED else masked(value) for key, value in payload.items()
+    }
+    body["counts"] = [
+        {"line": line.name, "direction": direction, "vehicle_class": vehicle_class, "count": MASK}
+        for line in camera.lines
+        for direction in sorted(set(line.directions.values()))
+        for vehicle_class in VEHICLE_CLASSES
+    ]
+    body["zones"] = [
+        {field: zone.name if field == "zone" else MASK for field in ZoneRow.model_fields}
+        for zone in camera.zones
+    ]
+    return body
 
 
 def latest_report(
@@ -409,7 +328,7 @@ def latest_report(
         received_at=record.received_at,
         masked=reason is not None,
         masked_because=reason,
-        body=masked(record.payload) if reason else record.payload,
+        body=masked_report(record.payload, camera) if reason else record.payload,
     )
     return report, record.wire_bytes
 

@@ -106,7 +106,10 @@ def register_camera(
     if camera is not None and not replace:
         raise AlreadyExistsError(f"camera {spec.id!r} already exists (use replace to update it)")
     if camera is not None and camera.site_id != spec.site_id:
-        require_manageable(origin, camera.site_id)
+        principal = origin.principal
+        if principal is not None and not principal.may_manage_site(camera.site_id):
+            # camera ids are global, so the id is known to be taken; where it is, is not said
+            raise ForbiddenError(f"camera {spec.id!r} is on a site your account may not manage")
     action = "camera.create" if camera is None else "camera.replace"
     if camera is None:
         camera = Camera(id=spec.id, created_at=datetime.now(UTC))

@@ -28,9 +28,14 @@ HOUR_S = 3600
 DAY_HOURS = 24
 
 
+def hour_start(now: datetime) -> int:
+    """The start of the hour that holds `now` (epoch seconds)."""
+    return int(now.timestamp()) // HOUR_S * HOUR_S
+
+
 def hour_end(now: datetime) -> int:
     """The end of the hour that holds `now` (epoch seconds): the planner's 24 hours run to it."""
-    return (int(now.timestamp()) // HOUR_S + 1) * HOUR_S
+    return hour_start(now) + HOUR_S
 
 
 def totals_24h(session: Session, sites: Sequence[Site], end_s: int) -> dict[str, Totals]:

@@ -94,8 +94,16 @@ def restrict_to_sites(session: Session, user: User, site_ids: Sequence[str] | No
     user.sites = [kept.get(site_id) or UserSite(site_id=site_id) for site_id in wanted]
 
 
+def refuse_restricted_admin(role: str, site_ids: Sequence[str] | None) -> None:
+    """An admin manages accounts and tokens of every site, so a restriction would only pretend
+    (and the admin could lift it)."""
+    if role == "admin" and site_ids is not None:
+        raise DomainError("an admin account cannot be restricted to sites")
+
+
 def create_user(session: Session, spec: UserIn, password: str | None, origin: Origin = CLI) -> User:
     """A new account; `password` None makes one that signs in through single sign-on only."""
+    refuse_restricted_admin(spec.role, spec.site_ids)
     if find_user(session, spec.email) is not None:
         raise AlreadyExistsError(f"an account {spec.email!r} already exists")
     if password is not None:

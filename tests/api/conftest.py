@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from accounts_testkit import admin_token_headers
 from api_testkit import Login, Registered, add_account, log_in, register, settings_for, signed_in
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.db import session_scope
-from api.services.tokens import issue_token
 from tests.support.databases import migrated_database, scratch_postgres_database
 
 
@@ -70,9 +69,7 @@ def planner(app: FastAPI, viewer_login: Login) -> Iterator[TestClient]:
 @pytest.fixture
 def admin_headers(app: FastAPI) -> dict[str, str]:
     """Authorization for an admin token: an unrestricted admin."""
-    with session_scope(app.state.session_factory) as session:
-        issued = issue_token(session, app.state.settings.secret_key, "admin", None, "tests")
-    return {"Authorization": f"Bearer {issued.token}"}
+    return admin_token_headers(app)
 
 
 @pytest.fixture

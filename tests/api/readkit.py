@@ -1,4 +1,4 @@
-"""Helpers for the read-side tests: admin headers, extra cameras, recent times, rollup seeding."""
+"""Helpers for the read-side tests: extra cameras, recent times, rollup seeding."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from api_testkit import Registered, batch
-from fastapi import FastAPI
+from api_testkit import Registered, batch, make_report
 from fastapi.testclient import TestClient
 
 from api.db import make_engine, make_session_factory, session_scope
@@ -17,7 +16,7 @@ from api.schemas import CameraIn, LineIn, SiteIn
 from api.services import registry, tokens
 from api.services.rollups import RollupDelta
 from api.settings import Settings
-from contract import IntervalReport, interval_report_id
+from contract import IntervalReport
 
 
 def hour_floor(moment: datetime) -> datetime:
@@ -27,13 +26,6 @@ def hour_floor(moment: datetime) -> datetime:
 def recent_hour(hours_ago: int) -> datetime:
     """The start of the UTC hour `hours_ago` complete hours before the current one."""
     return hour_floor(datetime.now(UTC)) - timedelta(hours=hours_ago)
-
-
-def admin_headers(app: FastAPI) -> dict[str, str]:
-    """A bearer admin token: an unrestricted admin principal for planner reads."""
-    with session_scope(app.state.session_factory) as session:
-        issued = tokens.issue_token(session, app.state.settings.secret_key, "admin", None, "t")
-    return {"Authorization": f"Bearer {issued.token}"}
 
 
 LineSpec = Mapping[str, Mapping[Any, str]]
@@ -98,22 +90,9 @@ def report(
     interval_seconds: int = 900,
     coverage: float = 1.0,
 ) -> IntervalReport:
-    """A contract report with the given (line, direction, class) counts."""
-    return IntervalReport(
-        report_id=interval_report_id(camera, start),
-        camera_id=camera,
-        interval_start=start,
-        interval_seconds=interval_seconds,
-        partial=coverage < 1,
-        coverage=coverage,
-        frames_processed=900,
-        fps=15.0,
-        counts=[
-            {"line": line, "direction": d, "vehicle_class": c, "count": n}  # type: ignore[misc]
-            for (line, d, c), n in counts.items()
-        ],
-        zones=[],
-        health={"reconnects": 0, "dropped_reports": 0},  # type: ignore[arg-type]
+    """A contract report with the given (line, direction, class) counts (15 min by default)."""
+    return make_report(
+        camera, start, dict(counts), interval_seconds=interval_seconds, coverage=coverage
     )
 
 

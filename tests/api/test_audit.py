@@ -59,6 +59,7 @@ def test_every_action_is_recorded_without_secrets(client: TestClient, app: FastA
             "timezone": "UTC",
             "description": "",
             "public": True,
+            "listed": True,
         },
     )
     call("POST", f"{ADMIN}/cameras", {"id": camera, "site_id": site, "lines": LINES})

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from accounts_testkit import admin_token_headers
 from api_testkit import settings_for
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from readkit import SiteSpec, admin_headers, create_site, hour_floor
+from readkit import SiteSpec, create_site, hour_floor
 
 from api.app import create_app
 from api.db import session_scope
@@ -57,6 +59,23 @@ CASES = {
 }
 
 
+def store_heartbeat(app: FastAPI, camera: str, **fields: Any) -> None:
+    """A last heartbeat of `camera`, received now: a quiet worker, except for `fields`."""
+    now = datetime.now(UTC)
+    quiet: dict[str, Any] = {
+        "camera_id": camera,
+        "received_at": now,
+        "sent_at": now,
+        "uptime_s": 60.0,
+        "outbox_backlog": 0,
+        "dropped_reports": 0,
+        "config_version": 1,
+        "streams": [],
+    }
+    with session_scope(app.state.session_factory) as session:
+        session.add(DeviceHealth(**(quiet | fields)))
+
+
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_a_camera_that_counts_nothing_for_implausibly_long_is_flagged(
     app: FastAPI, client: TestClient, case: History
@@ -77,7 +96,7 @@ def test_a_camera_that_counts_nothing_for_implausibly_long_is_flagged(
             for n, (share, vehicles) in enumerate(reversed(case.hours))
         )
     body = client.get(
-        "/api/v1/devices/health", params={"site": site, "days": 2}, headers=admin_headers(app)
+        "/api/v1/devices/health", params={"site": site, "days": 2}, headers=admin_token_headers(app)
     ).json()
     (health,) = body["cameras"]
     assert health["suspect_frozen"] is case.suspect, health["suspect_reason"]
@@ -92,23 +111,9 @@ def test_dead_lettered_reports_come_from_the_last_heartbeat(
     app: FastAPI, client: TestClient
 ) -> None:
     site, cams = create_site(app.state.settings, SiteSpec({"a": MAIN, "b": MAIN}))
-    now = datetime.now(UTC)
-    with session_scope(app.state.session_factory) as session:
-        session.add(
-            DeviceHealth(
-                camera_id=cams["a"].camera,
-                received_at=now,
-                sent_at=now,
-                uptime_s=60.0,
-                outbox_backlog=0,
-                dropped_reports=0,
-                dead_lettered_reports=3,
-                config_version=1,
-                streams=[],
-            )
-        )
+    store_heartbeat(app, cams["a"].camera, dead_lettered_reports=3)
     body = client.get(
-        "/api/v1/devices/health", params={"site": site}, headers=admin_headers(app)
+        "/api/v1/devices/health", params={"site": site}, headers=admin_token_headers(app)
     ).json()
     dead = {c["camera"]: c["dead_lettered_reports"] for c in body["cameras"]}
     assert dead == {cams["a"].camera: 3, cams["b"].camera: 0}
@@ -136,27 +141,17 @@ def test_software_off_the_approved_list_is_flagged(
 ) -> None:
     app = create_app(settings_for(database_url, approved_software=approved))
     site, cams = create_site(app.state.settings, SiteSpec({"a": MAIN}))
-    now = datetime.now(UTC)
     code, model = reported or (None, None)
-    with session_scope(app.state.session_factory) as session:
-        session.add(
-            DeviceHealth(
-                camera_id=cams["a"].camera,
-                received_at=now,
-                sent_at=now,
-                uptime_s=60.0,
-                outbox_backlog=0,
-                dropped_reports=0,
-                config_version=1,
-                streams=[],
-                software_version="0.1.0" if reported else None,
-                code_sha256=code,
-                model_sha256=model,
-            )
-        )
+    store_heartbeat(
+        app,
+        cams["a"].camera,
+        software_version="0.1.0" if reported else None,
+        code_sha256=code,
+        model_sha256=model,
+    )
     with TestClient(app) as client:
         body = client.get(
-            "/api/v1/devices/health", params={"site": site}, headers=admin_headers(app)
+            "/api/v1/devices/health", params={"site": site}, headers=admin_token_headers(app)
         ).json()
     (camera,) = body["cameras"]
     assert camera["software"]["approved"] is expected

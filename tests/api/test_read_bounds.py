@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -14,17 +13,16 @@ import tracemalloc
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
 import pytest
+from accounts_testkit import admin_token_headers
 from api_testkit import settings_for
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from readkit import (
     SiteSpec,
-    admin_headers,
     create_site,
     post,
     recent_hour,
@@ -37,7 +35,8 @@ from api.app import create_app
 from api.responses import OpenCountRow, OpenCounts
 from api.settings import Settings
 from contract import VEHICLE_CLASSES
-from tests.support.tally_api import free_port
+from tests.support.asgi import download
+from tests.support.tally_api import SECRET_KEY, running_server
 
 MAIN = {"main": {"up": "northbound", "down": "southbound"}}
 EXTREMES = [
@@ -70,7 +69,7 @@ def test_dates_out_of_range_are_a_422_without_a_traceback(
     name: str,
     value: str,
 ) -> None:
-    headers = admin_headers(app) if path in PLANNER else {}
+    headers = admin_token_headers(app) if path in PLANNER else {}
     with caplog.at_level(logging.INFO):
         response = client.get(
             path.format(site=public_site),
@@ -151,44 +150,6 @@ def wide_history(
     return site, start, end
 
 
-async def download(app: FastAPI, path: str, query: str) -> tuple[int, int]:
-    """GET through the ASGI app itself, counting the body's bytes without keeping them."""
-    status, size = 0, 0
-    requested = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError  # unreachable
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status, size
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            size += len(message.get("body", b""))
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"tally.test")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("tally.test", 80),
-    }
-    await app(scope, receive, send)  # type: ignore[arg-type]
-    return status, size
-
-
 def test_a_large_csv_streams_in_bounded_memory(database_url: str) -> None:
     """38,400 hourly rows (4.7 MB of CSV): the peak of Python allocations while the response
     is produced stays well under the body's size (built whole, it was 16 times the body)."""
@@ -235,10 +196,8 @@ def test_the_streamed_json_is_the_documented_shape(database_url: str) -> None:
 
 # --- a read flood against a real server --------------------------------------------------
 
-SERVER_SECRET = "read-flood-secret-5Jq8Zt2Lw9Xv4Nc7Rb1Hy6Mf3Kd0Gs"
 FLOOD = 48
 HEALTH_BOUND_S = 2.0
-SERVE = [sys.executable, "-m", "api", "serve", "--no-migrate", "--host", "127.0.0.1"]
 PROBE = """
 import json, sys, time, httpx
 client, latencies = httpx.Client(base_url=sys.argv[1], timeout=30), []
@@ -258,40 +217,12 @@ def flooded_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     expensive reads allowed at once."""
     url = f"sqlite:///{tmp_path / 'flood.db'}"
     migrate.upgrade(url)
-    settings = Settings(database_url=url, environment="test", secret_key=SERVER_SECRET)
+    settings = Settings(database_url=url, environment="test", secret_key=SECRET_KEY)
     site, start, end = wide_history(settings, days=5)
-    port = free_port()
-    env = {
-        **os.environ,
-        "TALLY_DATABASE_URL": url,
-        "TALLY_ENVIRONMENT": "test",
-        "TALLY_SECRET_KEY": SERVER_SECRET,
-        "TALLY_READ_CONCURRENCY": "2",
-    }
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [*SERVE, "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with running_server(tmp_path, url, {"TALLY_READ_CONCURRENCY": "2"}) as server:
         path = f"/api/v1/open/sites/{site}/counts.json?granularity=1h"
         path += f"&from={start:%Y-%m-%dT%H:%M:%SZ}&to={end:%Y-%m-%dT%H:%M:%SZ}"
-        yield base, path
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        yield server.base_url, path
 
 
 def test_a_read_flood_leaves_healthz_fast(flooded_server: tuple[str, str]) -> None:

@@ -25,7 +25,7 @@ from api.services import registry, tokens
 from api.services.ingest import apportion
 from api.services.register import MASK, WIRE_SCHEMA
 from api.services.registry import camera_from_config
-from contract import IntervalReport
+from contract import VEHICLE_CLASSES, IntervalReport
 from contract.schema import REPORT_BATCH
 from detector.config import Camera as ConfiguredCamera
 
@@ -242,6 +242,11 @@ def test_a_public_sites_latest_report_is_shown_exactly_as_received(
     assert shown["body"] == reports[-1].model_dump(mode="json")
 
 
+def shows_number(text: str, number: int) -> bool:
+    """Whether `number` stands in `text` as a number of its own (not inside an id or digest)."""
+    return re.search(rf"(?<![0-9A-Za-z.]){number}(?![0-9A-Za-z.])", text) is not None
+
+
 def private_values(reg: Registered) -> tuple[IntervalReport, list[int]]:
     counts = {("main", "northbound", "car"): 4711, ("main", "southbound", "truck"): 813}
     report = make_report(reg.camera, T0, counts)
@@ -260,17 +265,35 @@ def test_a_private_sites_report_keeps_its_shape_and_hides_every_number(
     assert "does not publish" in latest["masked_because"]
     body = latest["body"]
     assert body["camera_id"] == reg.camera
+    every_row = [
+        ("main", direction, vehicle_class, MASK)
+        for direction in ("left", "northbound", "right", "southbound")  # all four, labelled
+        for vehicle_class in VEHICLE_CLASSES
+    ]
     assert [
         (r["line"], r["direction"], r["vehicle_class"], r["count"]) for r in body["counts"]
-    ] == [(r.line, r.direction, r.vehicle_class, MASK) for r in report.counts]
+    ] == every_row, "every registered row, whichever had traffic"
+    assert [set(z.values()) for z in body["zones"]] == [{"approach", MASK}]
     assert body["coverage"] == body["fps"] == body["health"]["reconnects"] == MASK
-    assert body["partial"] is False
+    assert body["partial"] == MASK
     assert shown["bytes"]["rounded"] is True
     assert shown["bytes"]["last_24h"] % 100 == 0
     for path in (REGISTER, GEOJSON, page(reg.camera), sign(reg.camera)):
         text = client.get(path).text
         for value in secret_counts:
-            assert str(value) not in text, (path, value)
+            assert not shows_number(text, value), (path, value)
+
+
+def test_masked_reports_of_different_traffic_look_the_same(
+    app: FastAPI, client: TestClient
+) -> None:
+    bodies = []
+    for counts in ({("main", "northbound", "car"): 3}, {("main", "southbound", "truck"): 9}):
+        reg = register(app.state.settings, public=False)
+        assert post(client, reg, "/api/v1/reports", body_of(make_report(reg.camera, T0, counts)))
+        body = camera_page(client, reg.camera)["latest_report"]["body"]
+        bodies.append({k: v for k, v in body.items() if k not in ("camera_id", "report_id")})
+    assert bodies[0] == bodies[1], "the mask must not show where traffic was"
 
 
 def test_small_count_suppression_masks_public_reports_too(app_with: Any) -> None:
@@ -402,7 +425,6 @@ def test_nothing_secret_is_in_any_register_response(
         "hunter2",
         "10.20.30.40",
         settings.secret_key,
-        *(str(c) for c in counts),
     ]
     client.cookies.clear()
     bodies = {
@@ -419,6 +441,8 @@ def test_nothing_secret_is_in_any_register_response(
     for path, body in bodies.items():
         for secret in secrets:
             assert secret.encode() not in body, (path, secret)
+        for count in counts:
+            assert not shows_number(body.decode(), count), (path, count)
         assert not IPV4.search(body), (path, IPV4.search(body))
 
 
@@ -431,3 +455,16 @@ def test_register_feeds_are_public_and_cacheable(app: FastAPI, client: TestClien
         assert response.headers["access-control-allow-origin"] == "*"
         again = client.get(path, headers={"If-None-Match": response.headers["etag"]})
         assert again.status_code == 304, path
+
+
+@pytest.mark.parametrize(("public_url", "varies"), [("", True), ("https://counts.example", False)])
+def test_links_that_follow_the_host_are_cached_per_host(
+    app_with: Any, public_url: str, varies: bool
+) -> None:
+    client = app_with(register_public_url=public_url)
+    reg = register(client.app.state.settings)
+    for path in (REGISTER, page(reg.camera), sign(reg.camera)):
+        response = client.get(path, headers={"Host": "forged.example"})
+        assert response.status_code == 200
+        assert ("host" in response.headers.get("vary", "").lower()) is varies, path
+        assert ("forged.example" in response.text) is varies, path

@@ -384,7 +384,8 @@ def test_restricted_editor_cannot_move_a_camera_off_a_site_they_do_not_manage(
     body = {"id": foreign.camera, "site_id": theirs.site, "lines": LINES}
     response = client.put(f"{ADMIN}/cameras/{foreign.camera}", json=body, headers=editor.headers)
     assert response.status_code == 403
-    assert "may not manage site" in response.json()["detail"]
+    assert "on a site your account may not manage" in response.json()["detail"]
+    assert foreign.site not in response.json()["detail"], "which site is not said"
     assert count_rows(app, Camera, Camera.id == foreign.camera, Camera.site_id == foreign.site) == 1
 
 

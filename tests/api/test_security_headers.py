@@ -9,7 +9,6 @@ import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ import uvicorn
 from api_testkit import Registered, add_account, log_in, settings_for
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from playwright.sync_api import ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page
 
 from api import migrate
 from api.app import create_app
@@ -27,15 +26,6 @@ from api.services.tokens import issue_token
 from tests.support.tally_api import free_port
 from tests.support.waiting import wait_until
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 FIXED = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "strict-origin-when-cross-origin",
@@ -202,6 +192,29 @@ def test_an_oversized_body_is_refused_with_the_headers(client: TestClient) -> No
     assert response.headers["cache-control"] == PRIVATE
 
 
+def test_https_responses_pin_the_browser_to_https(app: FastAPI) -> None:
+    with TestClient(app, base_url="https://testserver") as secure:
+        assert secure.get("/healthz").headers["strict-transport-security"] == "max-age=31536000"
+    with TestClient(app) as plain:
+        assert "strict-transport-security" not in plain.get("/healthz").headers
+
+
+@pytest.mark.parametrize(("environment", "secure"), [("test", False), ("production", True)])
+def test_the_session_cookie_is_secure_in_production_even_over_plain_http(
+    database_url: str, environment: str, secure: bool
+) -> None:
+    """Behind a TLS proxy the API may see plain HTTP; production cookies stay Secure."""
+    settings = settings_for(database_url).model_copy(update={"environment": environment})
+    app = create_app(settings)
+    account = add_account(settings)
+    with TestClient(app) as client:
+        response = client.post(
+            "/api/v1/auth/login", json={"email": account.email, "password": account.password}
+        )
+    assert response.status_code == 200
+    assert ("secure" in response.headers["set-cookie"].lower()) is secure
+
+
 # --- in a real browser ------------------------------------------------------------------
 
 
@@ -225,7 +238,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def load(
-    base_url: str, path: str, ready: Callable[[Page], object]
+    browser: Browser, base_url: str, path: str, ready: Callable[[Page], object]
 ) -> tuple[list[str], list[str], object]:
     """Open `path`, then `ready(page)`: (console errors, scripts not served, what ready gave).
 
@@ -234,35 +247,34 @@ def load(
     """
     errors: list[str] = []
     failed: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
 
-            def on_console(message: ConsoleMessage) -> None:
-                if message.type == "error":
-                    errors.append(message.text)
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
 
-            page.on("console", on_console)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on(
-                "response",
-                lambda r: (
-                    failed.append(r.url)
-                    if r.request.resource_type == "script" and r.status != 200
-                    else None
-                ),
-            )
-            page.goto(base_url + path, wait_until="networkidle")
-            value = ready(page)
-        finally:
-            browser.close()
+    page = browser.new_page()
+    try:
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on(
+            "response",
+            lambda r: (
+                failed.append(r.url)
+                if r.request.resource_type == "script" and r.status != 200
+                else None
+            ),
+        )
+        page.goto(base_url + path, wait_until="networkidle")
+        value = ready(page)
+    finally:
+        page.close()
     return errors, failed, value
 
 
 @pytest.mark.browser
-def test_docs_run_under_their_policy(served: str) -> None:
+def test_docs_run_under_their_policy(browser: Browser, served: str) -> None:
     errors, failed, title = load(
+        browser,
         served,
         "/docs",
         lambda page: page.locator(".swagger-ui .info .title").text_content(timeout=15_000),
@@ -273,9 +285,11 @@ def test_docs_run_under_their_policy(served: str) -> None:
 
 
 @pytest.mark.browser
-def test_dashboard_scripts_run_under_the_policy(served: str) -> None:
+def test_dashboard_scripts_run_under_the_policy(browser: Browser, served: str) -> None:
     """Leaflet (a classic script) and the module entry point load; nothing is refused."""
-    errors, failed, leaflet = load(served, "/", lambda page: page.evaluate("window.L?.version"))
+    errors, failed, leaflet = load(
+        browser, served, "/", lambda page: page.evaluate("window.L?.version")
+    )
     assert leaflet
     assert failed == []
     assert [e for e in errors if "Content Security Policy" in e] == []

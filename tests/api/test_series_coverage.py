@@ -7,9 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from accounts_testkit import admin_token_headers
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from readkit import SiteSpec, admin_headers, create_site, post, recent_hour, report
+from readkit import SiteSpec, create_site, post, recent_hour, report
 
 MAIN = {"main": {"up": "northbound", "down": "southbound"}}
 SIDE = {"side": {"right": "eastbound", "left": "westbound"}}
@@ -29,7 +30,7 @@ def two_cameras(app: FastAPI, client: TestClient) -> dict[str, Any]:
     )
     post(client, cams["b"], [report(b, start, {("side", "eastbound", "car"): 7})])
     window = {"from": start.isoformat(), "to": (start + 2 * QUARTER).isoformat()}
-    return {"site": site, "a": a, "b": b, "window": window, "headers": admin_headers(app)}
+    return {"site": site, "a": a, "b": b, "window": window, "headers": admin_token_headers(app)}
 
 
 def series_of(body: dict[str, Any], **key: str) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def test_a_line_on_both_cameras_is_covered_by_both(app: FastAPI, client: TestCli
             "from": start.isoformat(),
             "to": (start + 2 * QUARTER).isoformat(),
         },
-        headers=admin_headers(app),
+        headers=admin_token_headers(app),
     ).json()
     main = series_of(body, line="main")
     assert main["counts"] == [2, 0]  # b watched the second quarter and saw nothing on main

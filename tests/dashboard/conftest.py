@@ -17,8 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -28,10 +27,9 @@ from playwright.sync_api import (
     BrowserContext,
     ConsoleMessage,
     Page,
-    Playwright,
-    sync_playwright,
 )
 
+from api.services.access import ROLES, Role
 from contract import IntervalReport
 from tests.support.tally_api import (
     SeedCamera,
@@ -42,20 +40,6 @@ from tests.support.tally_api import (
     running_server,
 )
 
-Role = Literal["viewer", "editor", "admin"]
-ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SITE_TZ = ZoneInfo("Europe/Berlin")
 BROWSER_TZ = "America/Los_Angeles"
 LAPTOP = {"width": 1366, "height": 900}
@@ -170,21 +154,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             for role in ROLES
         }
         yield Seeded(server, first_day, gap_day, gap, reports, accounts)
-
-
-@pytest.fixture(scope="session")
-def playwright_driver() -> Iterator[Playwright]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make install-system)")
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="session")
-def browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    chromium = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    yield chromium
-    chromium.close()
 
 
 class OpenTab(Protocol):

@@ -9,12 +9,11 @@ single sign-on goes to a real OpenID provider (oidc-provider-mock) on another po
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from io import BytesIO
 from zoneinfo import ZoneInfo
 
@@ -35,6 +34,7 @@ from tests.dashboard.conftest import (
     add_account,
     csrf_token,
 )
+from tests.support.loopback import serving
 from tests.support.tally_api import (
     SeedCamera,
     TallyServer,
@@ -107,14 +107,8 @@ def tile_server() -> Iterator[str]:
         def log_message(self, *_args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Tiles) as base_url:
+        yield base_url
 
 
 @dataclass(frozen=True)
@@ -479,7 +473,14 @@ def test_admin_creates_a_user_who_can_sign_in_and_the_audit_log_shows_it(
 
 
 def test_audit_log_pages_back_to_older_events(open_tab: OpenTab, workbench: Workbench) -> None:
-    site = {"road": "", "lat": 52.5, "lon": 13.4, "timezone": "UTC", "description": ""}
+    site = {
+        "road": "",
+        "lat": 52.5,
+        "lon": 13.4,
+        "timezone": "UTC",
+        "description": "",
+        "listed": True,
+    }
     with workbench.admin() as admin:
         add_site(admin, "busy-rd", "Busy Road", 52.5, 13.4)
         for n in range(55):

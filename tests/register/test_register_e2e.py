@@ -29,10 +29,8 @@ from contract import CountRow
 from contract.examples import full_interval_report
 from detector.software import describe_software
 from tests.conftest import MODEL, VIDEO
-from tests.dashboard.conftest import CSP_WATCH, LAPTOP, browser, playwright_driver
+from tests.dashboard.conftest import CSP_WATCH, LAPTOP
 from tests.support.tally_api import TallyServer, add_site, register_camera, running_server
-
-__all__ = ["browser", "playwright_driver"]  # the dashboard tests' Chromium fixtures, reused
 
 pytestmark = [
     pytest.mark.timeout(240),

@@ -138,3 +138,33 @@ def test_report_ids_are_deterministic_and_distinct(camera: str, minutes: int) ->
     assert interval_report_id(camera, start) != interval_report_id(
         camera, start + timedelta(minutes=1)
     )
+
+
+STREAM = {"camera_id": "cam-1", "state": "streaming", "reconnects": 0, "fps": 10.0}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"sent_at": "0001-01-01T00:00:00+14:00"},  # cannot even be converted to UTC
+        {"sent_at": "9999-12-31T23:59:59Z"},
+        {"sent_at": "1969-12-31T23:59:59Z"},
+        {"sent_at": "2026-03-02T08:00:00"},  # no timezone
+        {"streams": [STREAM | {"frame_width": 640}]},  # a width without a height
+        {"streams": [STREAM | {"frame_height": 480, "source_fps": 25}]},
+    ],
+    ids=["year 1", "year 9999", "before 1970", "naive", "width only", "height only"],
+)
+def test_heartbeats_that_describe_no_clock_or_no_video_are_refused(
+    changes: dict[str, Any],
+) -> None:
+    with pytest.raises(ValidationError):
+        Heartbeat.model_validate(heartbeat(**changes))
+
+
+def test_a_heartbeat_from_a_device_without_a_real_time_clock_is_valid() -> None:
+    body = heartbeat(
+        sent_at="1970-01-01T00:05:00Z",
+        streams=[STREAM | {"frame_width": 640, "frame_height": 480, "source_fps": 25}],
+    )
+    assert Heartbeat.model_validate(body).sent_at.year == 1970
