@@ -236,16 +236,6 @@ class Heartbeat(ContractModel):
     schema_version: Literal[1] = Field(default=SCHEMA_VERSION, title="Wire contract version")
     camera_id: Label = Field(title="Camera the device token belongs to")
     sent_at: datetime = Field(strict=False, title="When the worker sent it, UTC")
-
-    @model_validator(mode="after")
-    def sent_at_is_storable(self) -> Self:
-        """A clock can be wrong (a device without a real-time clock starts in 1970), but a
-        time outside 1970-2100 is no clock at all, and some cannot even be converted to UTC."""
-        if self.sent_at.tzinfo is None:
-            raise ValueError("sent_at needs a timezone (for example 2026-01-01T00:00:00Z)")
-        if not EPOCH <= self.sent_at < LATEST_SENT_AT:
-            raise ValueError("sent_at must lie between 1970-01-01 and 2100-01-01 (UTC)")
-        return self
     uptime_s: float = Field(ge=0, le=10 * 365 * 86400, title="Worker uptime in seconds")
     outbox_backlog: NonNegativeCount = Field(title="Reports waiting in the outbox")
     dropped_reports: NonNegativeCount = Field(title="Reports dropped since start")
@@ -257,3 +247,13 @@ class Heartbeat(ContractModel):
     software: Software | None = Field(
         default=None, title="Worker version and digests of its code and model weights"
     )
+
+    @model_validator(mode="after")
+    def sent_at_is_storable(self) -> Self:
+        """A clock can be wrong (a device without a real-time clock starts in 1970), but a
+        time outside 1970-2100 is no clock at all, and some cannot even be converted to UTC."""
+        if self.sent_at.tzinfo is None:
+            raise ValueError("sent_at needs a timezone (for example 2026-01-01T00:00:00Z)")
+        if not EPOCH <= self.sent_at < LATEST_SENT_AT:
+            raise ValueError("sent_at must lie between 1970-01-01 and 2100-01-01 (UTC)")
+        return self
