@@ -21,7 +21,18 @@ from api import __version__
 from api.db import make_engine, make_session_factory
 from api.limiting import RateLimits
 from api.middleware import BodySizeLimit, SecurityHeaders, inline_script_policy
-from api.routers import admin, auth, health, ingest, open_data, planner, register, users
+from api.routers import (
+    admin,
+    auth,
+    commissioning,
+    health,
+    ingest,
+    open_data,
+    planner,
+    register,
+    setup,
+    users,
+)
 from api.services.errors import (
     AlreadyExistsError,
     DomainError,
@@ -74,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, settings=settings)  # outermost: 413s get headers too
     add_error_handlers(app)
-    for module in (ingest, auth, planner, open_data, register, admin, users, health):
+    routers = (ingest, auth, planner, open_data, register, admin, users, health, setup)
+    for module in (*routers, commissioning):
         app.include_router(module.router)
     add_docs(app)
     mount_dashboard(app)

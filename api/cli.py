@@ -21,7 +21,7 @@ from api.schemas import SiteIn, UserIn
 from api.services import registry, tokens, users
 from api.services.errors import DomainError, NotFoundError
 from api.settings import Settings
-from detector.config import ConfigError, load_config
+from contract.site import ConfigError, load_config
 
 T = TypeVar("T")
 

@@ -100,6 +100,8 @@ class Camera(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_report_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    scene_map_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """An editor asked for a fresh scene map; cleared when one learnt after this arrives."""
 
     site: Mapped[Site] = relationship(back_populates="cameras")
     lines: Mapped[list[CountLine]] = relationship(
@@ -131,6 +133,62 @@ class Zone(Base):
     name: Mapped[str] = label_column()
     lanes: Mapped[int] = mapped_column(Integer, default=1)
     length_m: Mapped[float | None] = mapped_column(Float)
+
+
+class CameraConfig(Base):
+    """One version of a camera's set-up (``contract.camera.CameraSetup``); the API is the
+    source of truth and a worker pulls the newest. Versions are never changed or deleted."""
+
+    __tablename__ = "camera_configs"
+
+    camera_id: Mapped[str] = mapped_column(
+        ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    setup: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(254))
+    """Account e-mail, ``token:<id>`` or ``cli``, as in the audit log."""
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+
+class SceneMapRecord(Base):
+    """A scene map a worker sent (``contract.scene.SceneMap``), kept with its window."""
+
+    __tablename__ = "scene_maps"
+    __table_args__ = (Index("ix_scene_maps_camera_window", "camera_id", "window_end"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ValidationSession(Base):
+    """A manual tally at the roadside, compared with the camera's counts for the same window.
+
+    The window is whole report intervals, so the comparison needs no pro-rating.
+    """
+
+    __tablename__ = "validation_sessions"
+    __table_args__ = (Index("ix_validation_sessions_camera", "camera_id", "starts_at_s"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    starts_at_s: Mapped[int] = mapped_column(BigInteger)
+    ends_at_s: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(12))
+    """open, finished or cancelled."""
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    manual: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    """Taps per ``line/direction/class``."""
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """Manual against automatic per line, direction and class, with coverage, once finished."""
+    accuracy: Mapped[float | None] = mapped_column(Float)
 
 
 class ApiToken(Base):
@@ -245,6 +303,10 @@ class IntervalReportRecord(Base):
     wire_bytes: Mapped[int | None] = mapped_column(Integer)
     """This report's share of the request body the API received (null: stored before it was
     counted)."""
+    config_version: Mapped[int | None] = mapped_column(Integer)
+    """Camera configuration the interval was counted with (null: a version 1 report)."""
+    analysed_fps: Mapped[float | None] = mapped_column(Float)
+    detection_share: Mapped[float | None] = mapped_column(Float)
 
 
 def report_key() -> ForeignKeyConstraint:
@@ -266,6 +328,34 @@ class CountRecord(Base):
     interval_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     line: Mapped[str] = label_column(primary_key=True)
     direction: Mapped[str] = label_column(primary_key=True)
+    vehicle_class: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class MovementRecord(Base):
+    """Vehicles of one class that went from one gate to another in one report."""
+
+    __tablename__ = "movement_rows"
+    __table_args__ = (report_key(),)
+
+    camera_id: Mapped[str] = label_column(primary_key=True)
+    interval_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    origin: Mapped[str] = label_column(primary_key=True)
+    destination: Mapped[str] = label_column(primary_key=True)
+    vehicle_class: Mapped[str] = mapped_column(String(16), primary_key=True)
+    movement: Mapped[str | None] = mapped_column(String(8))
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class UnmatchedRecord(Base):
+    """Vehicles of one class seen at one gate only in one report."""
+
+    __tablename__ = "unmatched_rows"
+    __table_args__ = (report_key(),)
+
+    camera_id: Mapped[str] = label_column(primary_key=True)
+    interval_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    gate: Mapped[str] = label_column(primary_key=True)
     vehicle_class: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
 
@@ -312,6 +402,8 @@ class DeviceHealth(Base):
     software_version: Mapped[str | None] = mapped_column(String(64))
     code_sha256: Mapped[str | None] = mapped_column(String(64))
     model_sha256: Mapped[str | None] = mapped_column(String(64))
+    config_pull: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The worker's last configuration pull: version, applied or refused, reason, when."""
 
 
 class CameraTraffic(Base):

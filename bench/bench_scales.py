@@ -18,7 +18,8 @@ from typing import Any
 
 import cv2
 
-from detector.config import Camera, CountLine, ModelSettings
+from contract.camera import CountLine
+from contract.site import Camera, ModelSettings
 from detector.currency import Frame, FrameMeta
 from detector.detect import VehicleDetector
 from detector.engine import CameraPipeline

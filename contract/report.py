@@ -14,7 +14,10 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-SCHEMA_VERSION: Literal[1] = 1
+SCHEMA_VERSION: Literal[2] = 2
+SchemaVersion = Literal[1, 2]
+"""Version 1 reports and heartbeats stay valid; version 2 adds what the commissioning, turning
+movement and streams-per-device work send (each field below says which)."""
 
 LABEL_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 Label = Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
@@ -37,6 +40,7 @@ INTERVAL_CHOICES_S: tuple[int, ...] = (10, 15, 20, 30, 60, 120, 300, 600, 900, 1
 """Interval lengths that divide a day evenly, so intervals align to the wall clock."""
 
 MAX_COUNT = 100_000
+MAX_CONFIG_VERSION = 1_000_000
 MAX_FRAME_SIDE = 16_384
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_SENT_AT = datetime(2100, 1, 1, tzinfo=UTC)
@@ -105,6 +109,37 @@ class Health(ContractModel):
         title="Reports dropped from a full outbox since the last report that carried this"
     )
     outbox_backlog: NonNegativeCount = Field(default=0, title="Reports waiting in the outbox")
+    analysed_fps: float | None = Field(
+        default=None, ge=0, le=1000, title="Frame rate the worker chose to analyse at (v2)"
+    )
+    detection_share: Share | None = Field(
+        default=None, title="Share of analysed frames that ran the detector (v2)"
+    )
+
+
+Movement = Literal["left", "through", "right", "u_turn"]
+
+
+class MovementRow(ContractModel):
+    """Vehicles of one class that entered by one gate and left by another (v2).
+
+    Counted at the edge from each vehicle's first and last gate; the path itself never leaves
+    the worker. ``movement`` is null where the camera declares no intersection layout.
+    """
+
+    origin: Label = Field(title="Gate the vehicles entered by")
+    destination: Label = Field(title="Gate the vehicles left by")
+    movement: Movement | None = Field(title="Turn, from the intersection layout")
+    vehicle_class: VehicleClass = Field(title="Vehicle class")
+    count: NonNegativeCount = Field(title="Vehicles")
+
+
+class UnmatchedRow(ContractModel):
+    """Vehicles of one class seen at this gate only, so movements reconcile with line counts."""
+
+    gate: Label = Field(title="Gate")
+    vehicle_class: VehicleClass = Field(title="Vehicle class")
+    count: NonNegativeCount = Field(title="Vehicles")
 
 
 def interval_report_id(camera_id: str, interval_start: datetime) -> str:
@@ -123,7 +158,7 @@ def align_interval_start(moment: datetime, interval_seconds: int) -> datetime:
 class IntervalReport(ContractModel):
     """One camera's counts and congestion for one clock-aligned interval."""
 
-    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, title="Wire contract version")
+    schema_version: SchemaVersion = Field(default=SCHEMA_VERSION, title="Wire contract version")
     report_id: str = Field(
         pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
         title="Deterministic id of (camera, interval_start)",
@@ -140,6 +175,37 @@ class IntervalReport(ContractModel):
     counts: list[CountRow] = Field(max_length=2000, title="Line crossings")
     zones: list[ZoneRow] = Field(max_length=64, title="Zone congestion")
     health: Health = Field(title="Stream and delivery health")
+    config_version: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_CONFIG_VERSION,
+        title="Camera configuration version the interval was counted with (v2)",
+    )
+    movements: list[MovementRow] = Field(
+        default_factory=list, max_length=2000, title="Gate-to-gate movements (v2)"
+    )
+    unmatched: list[UnmatchedRow] = Field(
+        default_factory=list, max_length=320, title="Vehicles seen at one gate only (v2)"
+    )
+
+    @model_validator(mode="after")
+    def version_one_has_no_later_fields(self) -> Self:
+        """A version 1 report is what version 1 workers sent: none of the later fields."""
+        if self.schema_version == 1:
+            later = [
+                name
+                for name, present in (
+                    ("config_version", self.config_version is not None),
+                    ("movements", bool(self.movements)),
+                    ("unmatched", bool(self.unmatched)),
+                    ("health.analysed_fps", self.health.analysed_fps is not None),
+                    ("health.detection_share", self.health.detection_share is not None),
+                )
+                if present
+            ]
+            if later:
+                raise ValueError(f"schema_version 1 has no {', '.join(later)}; send version 2")
+        return self
 
     @model_validator(mode="after")
     def interval_is_aligned(self) -> Self:
@@ -169,6 +235,12 @@ class IntervalReport(ContractModel):
         zones = [z.zone for z in self.zones]
         if len(zones) != len(set(zones)):
             raise ValueError("zones has more than one row for a zone")
+        moves = [(m.origin, m.destination, m.vehicle_class) for m in self.movements]
+        if len(moves) != len(set(moves)):
+            raise ValueError("movements has more than one row for an (origin, destination, class)")
+        unmatched = [(u.gate, u.vehicle_class) for u in self.unmatched]
+        if len(unmatched) != len(set(unmatched)):
+            raise ValueError("unmatched has more than one row for a (gate, vehicle_class)")
         return self
 
 
@@ -227,13 +299,36 @@ class Software(ContractModel):
     )
 
 
+ConfigPullStatus = Literal["applied", "refused"]
+Reason = Annotated[str, StringConstraints(pattern=r"^[ -~]{1,500}$")]
+"""A short printable explanation (no newlines, no markup-bearing control characters)."""
+
+
+class ConfigPull(ContractModel):
+    """What became of the last camera configuration the worker pulled from the API (v2)."""
+
+    version: int = Field(ge=0, le=MAX_CONFIG_VERSION, title="Configuration version pulled")
+    status: ConfigPullStatus = Field(title="applied, or refused (the worker kept its last good)")
+    reason: Reason | None = Field(default=None, title="Why it was refused")
+    at: datetime = Field(strict=False, title="When the worker decided, UTC")
+
+    @model_validator(mode="after")
+    def refusal_says_why(self) -> Self:
+        """A refusal names its reason; an applied configuration has none."""
+        if (self.status == "refused") != (self.reason is not None):
+            raise ValueError("a refused configuration has a reason, an applied one has none")
+        if self.at.tzinfo is None or not EPOCH <= self.at < LATEST_SENT_AT:
+            raise ValueError("at must be a UTC time between 1970 and 2100")
+        return self
+
+
 class Heartbeat(ContractModel):
     """Liveness of a worker, sent between reports; no traffic data in it.
 
     Fields added later have defaults, so heartbeats of older workers stay valid.
     """
 
-    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, title="Wire contract version")
+    schema_version: SchemaVersion = Field(default=SCHEMA_VERSION, title="Wire contract version")
     camera_id: Label = Field(title="Camera the device token belongs to")
     sent_at: datetime = Field(strict=False, title="When the worker sent it, UTC")
     uptime_s: float = Field(ge=0, le=10 * 365 * 86400, title="Worker uptime in seconds")
@@ -243,10 +338,22 @@ class Heartbeat(ContractModel):
         default=0, title="Reports the API rejected, held in the worker's dead-letter table"
     )
     streams: list[StreamHealth] = Field(max_length=64, title="Per-stream health")
-    config_version: int = Field(ge=0, le=1_000_000, title="Site config version in use")
+    config_version: int = Field(
+        ge=0, le=MAX_CONFIG_VERSION, title="Camera configuration version in use"
+    )
+    config_pull: ConfigPull | None = Field(
+        default=None, title="Result of the last configuration pull (v2)"
+    )
     software: Software | None = Field(
         default=None, title="Worker version and digests of its code and model weights"
     )
+
+    @model_validator(mode="after")
+    def version_one_has_no_pull(self) -> Self:
+        """Version 1 workers pulled no configuration."""
+        if self.schema_version == 1 and self.config_pull is not None:
+            raise ValueError("schema_version 1 has no config_pull; send version 2")
+        return self
 
     @model_validator(mode="after")
     def sent_at_is_storable(self) -> Self:

@@ -1,7 +1,8 @@
 """The committed JSON Schemas of the wire contract: ``python -m contract.schema`` rewrites them.
 
 A test fails when the models and a committed file disagree, so a contract change is always a
-visible, reviewed change of ``interval_report.schema.json`` or ``heartbeat.schema.json``.
+visible, reviewed change of a committed ``*.schema.json``. Each schema accepts version 1 and
+version 2 messages (``schema_version``); the fields added in version 2 say so in their titles.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contract.camera import CameraSetup
 from contract.report import Heartbeat, ReportBatch
+from contract.scene import SceneMap
 
 HERE = Path(__file__).parent
 
@@ -44,14 +47,24 @@ class CommittedSchema:
 REPORT_BATCH = CommittedSchema(
     HERE / "interval_report.schema.json",
     ReportBatch,
-    "https://tally.example/schemas/interval-report-batch/v1",
+    "https://tally.example/schemas/interval-report-batch/v2",
 )
 """``POST /api/v1/reports``."""
 HEARTBEAT = CommittedSchema(
-    HERE / "heartbeat.schema.json", Heartbeat, "https://tally.example/schemas/heartbeat/v1"
+    HERE / "heartbeat.schema.json", Heartbeat, "https://tally.example/schemas/heartbeat/v2"
 )
 """``POST /api/v1/heartbeat``."""
-SCHEMAS = (REPORT_BATCH, HEARTBEAT)
+SCENE_MAP = CommittedSchema(
+    HERE / "scene_map.schema.json", SceneMap, "https://tally.example/schemas/scene-map/v2"
+)
+"""``POST /api/v1/device/scene-map``."""
+CAMERA_SETUP = CommittedSchema(
+    HERE / "camera_setup.schema.json",
+    CameraSetup,
+    "https://tally.example/schemas/camera-setup/v2",
+)
+"""``GET /api/v1/device/config`` and the body of a configuration the API stores."""
+SCHEMAS = (REPORT_BATCH, HEARTBEAT, SCENE_MAP, CAMERA_SETUP)
 
 
 if __name__ == "__main__":

@@ -60,9 +60,11 @@ class IntervalAggregator:
         interval_seconds: int,
         summarise_zone: ZoneSummary,
         health: Callable[[], HealthCounters] = HealthCounters,
+        config_version: int | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.interval_seconds = interval_seconds
+        self.config_version = config_version
         self._summarise_zone = summarise_zone
         self._health = health
         self._health_at_open = HealthCounters()
@@ -70,12 +72,28 @@ class IntervalAggregator:
         self._last_frame_s: float | None = None
         self._reported_until = float("-inf")
 
+    def successor(
+        self, interval_seconds: int, summarise_zone: ZoneSummary, config_version: int | None
+    ) -> IntervalAggregator:
+        """An aggregator for another configuration that goes on where this one stopped.
+
+        Call after ``flush``. It counts from the first interval of its own length that starts
+        after the last one reported, so no stretch of time is reported twice or with two
+        configurations; the time in between is a coverage gap, not zero traffic.
+        """
+        following = IntervalAggregator(
+            self.camera_id, interval_seconds, summarise_zone, self._health, config_version
+        )
+        following._health_at_open = self._health_at_open
+        following._reported_until = self._reported_until
+        return following
+
     def add_frame(self, meta: FrameMeta) -> list[IntervalReport]:
         """Account one analysed frame; returns the reports of intervals it closed."""
         closed: list[IntervalReport] = []
         start = self._interval_start(meta.timestamp_s)
         if start < self._reported_until:
-            return closed  # the clock went back: never report an interval twice
+            return closed  # the clock went back, or a configuration switched: never twice
         if self._open is not None and start != self._open.start:
             closed.append(self._close(partial=start < self._open.start))
         if self._open is None:
@@ -143,4 +161,5 @@ class IntervalAggregator:
                 dropped_reports=health_now.dropped_reports,
                 outbox_backlog=health_now.outbox_backlog,
             ),
+            config_version=self.config_version,
         )

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, TextIO
 
 from pydantic import ValidationError
 
-from detector.config import (
+from contract.camera import CountLine
+from contract.site import (
     DEFAULT_MODEL,
     Camera,
     ConfigError,
-    CountLine,
     ModelSettings,
     format_validation_error,
     load_config,
-    resolve_model_path,
 )
+from detector.config import resolve_model_path
 from detector.outbox import DeadLetter, Outbox, outbox_path
 from detector.source import SourceError, VideoSource
 

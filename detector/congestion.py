@@ -23,8 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from contract import SPEED_BIN_EDGES_KMH, LevelOfService, ZoneRow
+from contract.camera import Calibration, Point, Zone
+from contract.geometry import fit_homography
 from contract.report import MAX_COUNT
-from detector.config import Calibration, Point, Zone
 from detector.currency import FloatArray, Tracks, ZoneSample
 
 Float64Array = npt.NDArray[np.float64]
@@ -80,17 +81,6 @@ def _scaled(points: Sequence[Point], scale: tuple[float, float]) -> Float64Array
     return np.asarray(points, dtype=np.float64) * np.asarray(scale, dtype=np.float64)
 
 
-def _in_general_position(quad: Float64Array) -> bool:
-    """True when no three of four points are (nearly) collinear, so a homography exists."""
-    extent = float(np.ptp(quad, axis=0).max())
-    for skip in range(4):
-        (ax, ay), (bx, by), (cx, cy) = np.delete(quad, skip, axis=0).tolist()
-        doubled_area = abs((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
-        if doubled_area <= 1e-6 * extent**2:
-            return False
-    return True
-
-
 @dataclass(frozen=True, slots=True)
 class GroundCalibration:
     """Homography from frame pixels to ground metres, oriented so ground points have w > 0."""
@@ -99,16 +89,11 @@ class GroundCalibration:
 
     @classmethod
     def from_config(cls, calibration: Calibration, scale: tuple[float, float]) -> Self:
-        """Build from the configured four point pairs, scaled to this frame size."""
+        """Build from the configured point pairs (four or more), scaled to this frame size."""
         image = _scaled(calibration.image_points, scale)
-        ground = np.asarray(calibration.ground_points_m, dtype=np.float64)
-        if not (_in_general_position(image) and _in_general_position(ground)):
-            raise ValueError("calibration: three of the four points are in a line")
-        homography = cv2.getPerspectiveTransform(
-            image.astype(np.float32), ground.astype(np.float32)
+        return cls(
+            fit_homography([(float(x), float(y)) for x, y in image], calibration.ground_points_m)
         )
-        centre_w = homography[2] @ np.append(image.mean(axis=0), 1.0)
-        return cls(np.asarray(homography * np.sign(centre_w), dtype=np.float64))
 
     def to_ground(self, points_px: FloatArray) -> FloatArray:
         """Ground metres of image points, shape (n, 2); NaN where a point is above the horizon."""

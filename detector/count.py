@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from detector.config import CountLine
+from contract.camera import CountLine
 from detector.currency import Crossing, FloatArray, Tracks
 
 Vector = tuple[float, float]

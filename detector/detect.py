@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from contract import VehicleClass
+from contract.site import ModelSettings
 from detector.backends import OpenVinoYolo, UltralyticsYolo, YoloRuntime
-from detector.config import ModelSettings
 from detector.currency import Detections, Frame
 
 log = logging.getLogger(__name__)

@@ -10,21 +10,29 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from contract import IntervalReport, VehicleClass
+from contract import IntervalReport, VehicleClass, ZoneRow
+from contract.site import Camera
 from detector.aggregate import HealthCounters, IntervalAggregator
-from detector.config import Camera
 from detector.congestion import GroundCalibration, ZoneMeter, summarise_zone
 from detector.count import LineCounter, PixelLine
-from detector.currency import Crossing, FrameMeta, ZoneSample
+from detector.currency import Crossing, FrameMeta, Tracks, ZoneSample
 from detector.detect import Region, VehicleDetector
 from detector.source import PendingFrame, SourceError
 from detector.track import VehicleTracker
 
 CountKey = tuple[str, str, VehicleClass]
 log = logging.getLogger(__name__)
+
+
+class TrackObserver(Protocol):
+    """A stage that learns from confirmed tracks in memory (the scene map); it must keep
+    nothing per vehicle beyond the life of the track."""
+
+    def observe(self, tracks: Tracks) -> None: ...
 
 
 @dataclass(slots=True)
@@ -49,24 +57,51 @@ class CameraPipeline:
         stream_fps: float,
         health: Callable[[], HealthCounters] = HealthCounters,
         detector_lock: threading.Lock | None = None,
+        *,
+        config_version: int | None = None,
+        observers: Sequence[TrackObserver] = (),
     ) -> None:
         self.camera = camera
         self.detector = detector
         self.stream_fps = stream_fps
         self.analysed_fps = min(stream_fps, camera.max_detect_fps)
+        self.observers = list(observers)
         self._detector_lock = detector_lock or threading.Lock()
         self._geometry: _Geometry | None = None
         self._last_analysed_s: float | None = None
         self.totals: Counter[CountKey] = Counter()
         self.frames_analysed = 0
+        self.aggregator = IntervalAggregator(
+            camera.id, camera.interval_seconds, self._zone_summary(camera), health, config_version
+        )
+
+    @property
+    def config_version(self) -> int | None:
+        """The configuration version the open interval is counted with."""
+        return self.aggregator.config_version
+
+    def reconfigure(self, camera: Camera, config_version: int) -> list[IntervalReport]:
+        """Count with another set-up from now on, without a restart.
+
+        The interval in progress closes as partial; the new set-up counts from the next
+        interval boundary, so every report is counted with exactly one configuration and
+        none is reported twice (the stretch in between reads as reduced coverage).
+        """
+        closed = self.aggregator.flush()
+        self.aggregator = self.aggregator.successor(
+            camera.interval_seconds, self._zone_summary(camera), config_version
+        )
+        self.camera = camera
+        self.analysed_fps = min(self.stream_fps, camera.max_detect_fps)
+        self._geometry = None
+        self._last_analysed_s = None
+        return closed
+
+    @staticmethod
+    def _zone_summary(camera: Camera) -> Callable[[str, list[ZoneSample]], ZoneRow]:
         zones = {zone.name: zone for zone in camera.zones}
         calibrated = camera.calibration is not None
-        self.aggregator = IntervalAggregator(
-            camera.id,
-            camera.interval_seconds,
-            lambda name, samples: summarise_zone(zones[name], samples, calibrated),
-            health,
-        )
+        return lambda name, samples: summarise_zone(zones[name], samples, calibrated)
 
     def process(self, pending: PendingFrame) -> list[IntervalReport]:
         """Analyse the frame if it is due; returns reports of intervals that closed."""
@@ -86,6 +121,8 @@ class CameraPipeline:
         del frame  # pixels go no further than the detector
         reports = self.aggregator.add_frame(meta)
         tracks = geometry.tracker.update(detections)
+        for observer in self.observers:
+            observer.observe(tracks)
         crossings = geometry.counter.update(tracks)
         geometry.counter.forget(set(tracks.track_id.tolist()) | geometry.tracker.held_track_ids())
         samples = [meter.observe(tracks) for meter in geometry.zone_meters]
@@ -110,6 +147,8 @@ class CameraPipeline:
         return True
 
     def _record(self, crossings: list[Crossing], samples: list[ZoneSample]) -> None:
+        counted = self.camera.counted_classes()
+        crossings = [c for c in crossings if c.vehicle_class in counted]
         self.aggregator.add_crossings(crossings)
         self.aggregator.add_zone_samples(samples)
         for crossing in crossings:

@@ -28,9 +28,10 @@ from typing import Any
 import httpx
 
 from contract import Heartbeat, IntervalReport, ReportBatch
+from contract.site import ConfigError
+from contract.site import Uplink as UplinkConfig
 from detector.backoff import Backoff
-from detector.config import TOKEN_ENV, ConfigError
-from detector.config import Uplink as UplinkConfig
+from detector.config import TOKEN_ENV
 from detector.outbox import Outbox, OutboxError
 from detector.source import scrub_credentials
 

@@ -21,8 +21,9 @@ import httpx
 
 from contract import Heartbeat, IntervalReport, Software, StreamHealth
 from contract.report import MAX_COUNT, MAX_FRAME_SIDE
+from contract.site import Camera, SiteConfig
 from detector.aggregate import HealthCounters
-from detector.config import Camera, SiteConfig, resolve_model_path
+from detector.config import resolve_model_path
 from detector.detect import VehicleDetector
 from detector.engine import CameraPipeline
 from detector.outbox import Outbox, OutboxError, outbox_path

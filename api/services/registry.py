@@ -11,7 +11,7 @@ from api.models import Camera, CameraRollup, CountLine, LineRollup, Site, User, 
 from api.schemas import CameraIn, LineIn, SiteIn, SiteUpdate, ZoneIn
 from api.services.audit import CLI, Origin
 from api.services.errors import AlreadyExistsError, ForbiddenError, NotFoundError
-from detector.config import Camera as ConfiguredCamera
+from contract.site import Camera as ConfiguredCamera
 
 
 class SiteInUseError(AlreadyExistsError):

@@ -27,7 +27,7 @@ from api.services.register import MASK, WIRE_SCHEMA
 from api.services.registry import camera_from_config
 from contract import VEHICLE_CLASSES, IntervalReport
 from contract.schema import REPORT_BATCH
-from detector.config import Camera as ConfiguredCamera
+from contract.site import Camera as ConfiguredCamera
 
 CODE = "c0de" * 16
 MODEL = "30de1" * 12 + "abcd"

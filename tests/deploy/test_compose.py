@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from detector.config import load_config
+from contract.site import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"

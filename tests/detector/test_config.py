@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.config import ConfigError, load_config
+from contract.site import ConfigError, load_config
 
 VALID = """\
 version: 1

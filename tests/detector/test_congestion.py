@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract import SPEED_BIN_EDGES_KMH, ZoneRow
+from contract.camera import Calibration, Point, Zone
 from contract.report import MAX_COUNT
-from detector.config import Calibration, Point, Zone
 from detector.congestion import (
     GroundCalibration,
     ZoneMeter,
@@ -114,17 +114,13 @@ def test_points_above_the_horizon_have_no_ground_position() -> None:
 def test_degenerate_calibration_is_a_clear_error(
     image_points: tuple[Point, Point, Point, Point],
 ) -> None:
-    calibration = Calibration(
-        image_points=image_points, ground_points_m=((0, 0), (1, 0), (1, 1), (0, 1))
-    )
-    with pytest.raises(ValueError, match="in a line"):
-        GroundCalibration.from_config(calibration, SCALE)
+    with pytest.raises(ValueError, match=r"degenerate|the same"):
+        Calibration(image_points=image_points, ground_points_m=((0, 0), (1, 0), (1, 1), (0, 1)))
 
 
 @pytest.mark.parametrize(
     ("zone", "message"),
     [
-        (Zone(name="flat", polygon=[(0.1, 0.5), (0.5, 0.5), (0.9, 0.5)]), "no area"),
         (Zone(name="sky", polygon=[(0.4, 0.0), (0.6, 0.0), (0.6, 0.5), (0.4, 0.5)]), "horizon"),
     ],
 )

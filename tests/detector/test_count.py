@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.config import CountLine
+from contract.camera import CountLine
 from detector.count import LineCounter, PixelLine
 from detector.currency import FrameMeta, Tracks
 

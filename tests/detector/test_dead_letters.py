@@ -15,7 +15,7 @@ import pytest
 
 from contract import CountRow, IntervalReport, align_interval_start
 from contract.examples import full_interval_report
-from detector.config import SiteConfig, load_config
+from contract.site import SiteConfig, load_config
 from detector.outbox import Outbox, outbox_path
 from detector.source import VideoSource
 from detector.uplink import ReportUplink

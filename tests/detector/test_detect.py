@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from contract.site import ModelSettings
 from detector.backends import Letterbox, OpenVinoYolo, UltralyticsYolo, select_boxes
-from detector.config import ModelSettings
 from detector.currency import Frame, FrameMeta
 from detector.detect import COCO_VEHICLE_IDS, VehicleDetector, inference_size
 from tests.conftest import MODEL, REPO_ROOT, VIDEO
@@ -180,7 +180,7 @@ def test_a_cached_export_runs_without_importing_torch(cache_dir: Path) -> None:
     VehicleDetector(settings, str(MODEL))._openvino_export()
     script = f"""
 import sys, numpy as np
-from detector.config import ModelSettings
+from contract.site import ModelSettings
 from detector.currency import Frame, FrameMeta
 from detector.currency import Frame, FrameMeta
 from detector.detect import VehicleDetector

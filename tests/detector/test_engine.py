@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from detector.config import Camera, CountLine, ModelSettings
+from contract.camera import CountLine
+from contract.site import Camera, ModelSettings
 from detector.currency import Frame, FrameMeta
 from detector.detect import VehicleDetector
 from detector.engine import CameraPipeline

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from contract import VehicleClass
-from detector.config import CountLine
+from contract.camera import CountLine
 from detector.count import LineCounter, PixelLine
 from detector.currency import Detections, FrameMeta
 from detector.track import VehicleTracker

@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract import Heartbeat, IntervalReport, ReportBatch
+from contract.site import ConfigError
+from contract.site import Uplink as UplinkConfig
 from detector.backoff import Backoff
-from detector.config import TOKEN_ENV, ConfigError
-from detector.config import Uplink as UplinkConfig
+from detector.config import TOKEN_ENV
 from detector.outbox import DeadLetter, Outbox
 from detector.uplink import ReportUplink, load_device_token
 from tests.support.report_api import REFUSE, Reply, ReportApi

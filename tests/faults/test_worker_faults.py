@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from contract import IntervalReport
+from contract.camera import CountLine
+from contract.site import Camera, SiteConfig
 from detector.aggregate import HealthCounters, IntervalAggregator
 from detector.backoff import Backoff
-from detector.config import Camera, CountLine, SiteConfig
 from detector.currency import FrameMeta
 from detector.outbox import Outbox, OutboxError
 from detector.source import VideoSource

@@ -49,7 +49,7 @@ def main() -> None:
 
     import httpx
 
-    from detector.config import SiteConfig
+    from contract.site import SiteConfig
     from detector.worker import run_worker
 
     logging.basicConfig(

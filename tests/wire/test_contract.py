@@ -114,7 +114,8 @@ def test_the_dead_letter_count_is_a_bounded_integer(count: object) -> None:
         {"interval_start": "2026-03-02T08:00:00"},  # no timezone
         {"interval_seconds": 61},
         {"report_id": "00000000-0000-0000-0000-000000000000"},  # ids are derived, not chosen
-        {"schema_version": 2},
+        {"schema_version": 3},
+        {"schema_version": 1, "config_version": 3},  # a v2 field in a v1 report
     ],
 )
 def test_anything_but_aggregates_is_rejected(changes: dict[str, Any]) -> None:
