@@ -85,7 +85,10 @@ def fit_homography(image: Sequence[Point], ground: Sequence[Point]) -> Matrix:
     homography: Matrix = np.linalg.inv(t_dst) @ normalised @ t_src
     w = homography[2] @ np.column_stack((src, np.ones(len(src)))).T
     if not np.all(np.isfinite(homography)) or abs(w.mean()) < 1e-12:
-        raise HomographyError("the points do not fix a homography")
+        raise HomographyError(
+            "the points do not fix a homography: check that each ground point belongs to its "
+            "image point, in the same order"
+        )
     homography, w = homography / w.mean(), w / w.mean()  # oriented: the points have w > 0
     if np.any(w <= 0):
         raise HomographyError(
@@ -114,7 +117,7 @@ def reprojection_error(
 def polygon_problem(vertices: Sequence[Point]) -> str | None:
     """What makes a polygon unusable as a zone (zero area, self-intersection), or None."""
     polygon = Polygon(vertices)
-    if polygon.area <= 1e-12:
+    if polygon.convex_hull.area <= 1e-12:  # every vertex on one line (a bow-tie is not)
         return "its polygon has zero area"
     if not polygon.is_valid:
         return f"its polygon is not simple ({explain_validity(polygon)})"

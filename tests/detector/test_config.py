@@ -92,3 +92,78 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "cameras.0.zones.0.lanes" in bad.stderr
     assert "secret" not in bad.stderr + ok.stdout
+
+
+EVERY_RUN_TIME_MISTAKE = """\
+version: 1
+site: main-street
+cameras:
+  - id: cam-1
+    source: clip.mp4
+    lines:
+      - name: stub
+        points: [[0.5, 0.5], [0.5, 0.5]]
+      - name: merged
+        points: [[0.1, 0.5], [0.9, 0.5]]
+        direction_names: {down: both, up: both}
+    zones:
+      - name: bowtie
+        polygon: [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]
+    calibration:
+      image_points: [[0.1, 0.1], [0.5, 0.5], [0.9, 0.9], [0.1, 0.9]]
+      ground_points_m: [[0, 0], [10, 0], [10, 40], [0, 40]]
+  - id: cam-2
+    source: clip.mp4
+    zones:
+      - name: flat
+        polygon: [[0.1, 0.5], [0.5, 0.5], [0.9, 0.5]]
+      - name: flat
+        polygon: [[0.1, 0.1], [0.9, 0.1], [0.5, 0.4]]
+"""
+
+
+def test_check_config_reports_every_run_time_mistake_at_its_place(tmp_path: Path) -> None:
+    """One run names each problem where it is, so an installer fixes them all at once."""
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "detector",
+            "check-config",
+            str(write(tmp_path, EVERY_RUN_TIME_MISTAKE)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    expected = {
+        "cameras.0.lines.0": "zero length",
+        "cameras.0.lines.1": "same label",
+        "cameras.0.zones.0": "not simple",
+        "cameras.0.calibration": "degenerate",
+        "cameras.1.zones.0": "zero area",
+    }
+    for where, what in expected.items():
+        assert any(where in line and what in line for line in bad.stderr.splitlines()), (
+            where,
+            bad.stderr,
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            (
+                "lanes: 2",
+                "lanes: 2\n      - name: approach\n        polygon: [[0, 0], [1, 0], [1, 1]]",
+            ),
+            "zone names must be unique",
+        ),
+        (("    zones:", "    lines: []\n    zones: []\n    unused:"), "unused"),
+    ],
+)
+def test_camera_rules_are_located(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, VALID.replace(*change)))

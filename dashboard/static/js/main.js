@@ -15,8 +15,10 @@ import sites from './pages/sites.js';
 import tokens from './pages/tokens.js';
 import users from './pages/users.js';
 import audit from './pages/audit.js';
+import setup from './pages/setup.js';
+import tally from './pages/tally.js';
 
-const RENDERERS = { overview, site, compare, health, open, sites, tokens, users, audit };
+const RENDERERS = { overview, site, compare, health, open, sites, tokens, users, audit, setup, tally };
 /** Which shared controls each page uses. */
 const CONTROLS = {
   overview: [],
@@ -28,6 +30,8 @@ const CONTROLS = {
   tokens: [],
   users: [],
   audit: [],
+  setup: ['site'],
+  tally: ['site'],
 };
 const main = document.getElementById('main');
 const controls = document.getElementById('controls');

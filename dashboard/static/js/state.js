@@ -9,12 +9,14 @@ export const PAGES = {
   health: { label: 'Data health', role: 'viewer' },
   open: { label: 'Open data', role: 'viewer' },
   sites: { label: 'Sites', role: 'editor' },
+  setup: { label: 'Camera set-up', role: 'editor' },
+  tally: { label: 'Validation tally', role: 'editor' },
   tokens: { label: 'Device tokens', role: 'admin' },
   users: { label: 'Users', role: 'admin' },
   audit: { label: 'Audit log', role: 'admin' },
 };
 const RANK = { viewer: 0, editor: 1, admin: 2 };
-const KEYS = ['page', 'site', 'from', 'to', 'bucket', 'site2', 'from2', 'to2', 'before'];
+const KEYS = ['page', 'site', 'from', 'to', 'bucket', 'site2', 'from2', 'to2', 'before', 'camera'];
 
 /** Whether `role` may open `page`. */
 export function mayOpen(role, page) {
@@ -54,6 +56,7 @@ export function withDefaults(state, sites, role, meta) {
     filled.site2 = filled.from2 = filled.to2 = '';
   }
   if (filled.page !== 'audit') filled.before = '';
+  if (!['setup', 'tally'].includes(filled.page)) filled.camera = '';
   return filled;
 }
 
