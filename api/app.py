@@ -31,6 +31,7 @@ from api.routers import (
     planner,
     register,
     setup,
+    sta,
     users,
 )
 from api.services.errors import (
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, settings=settings)  # outermost: 413s get headers too
     add_error_handlers(app)
-    routers = (ingest, auth, planner, open_data, register, admin, users, health, setup)
+    routers = (ingest, auth, planner, open_data, register, admin, users, health, setup, sta)
     for module in (*routers, commissioning):
         app.include_router(module.router)
     add_docs(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -17,11 +18,14 @@ from api import migrate
 from api.db import make_engine, make_session_factory, session_scope
 from api.logs import logging_config
 from api.models import User
-from api.schemas import SiteIn, UserIn
-from api.services import registry, tokens, users
+from api.responses import ConfigVersionOut
+from api.schemas import MAX_NOTE, SiteIn, UserIn
+from api.services import camera_config, registry, tokens, users
 from api.services.errors import DomainError, NotFoundError
+from api.services.scope import EVERYONE_PRIVATE
 from api.settings import Settings
-from contract.site import ConfigError, load_config
+from contract.camera import CameraSetup
+from contract.site import ConfigError, load_config, load_yaml_model
 
 T = TypeVar("T")
 
@@ -90,14 +94,72 @@ def cmd_add_site(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_add_camera(args: argparse.Namespace, settings: Settings) -> int:
+    """The camera's set-up in the file becomes a configuration version: from registration on
+    the API holds what the camera counts with, and editors change it there."""
     config = load_config(args.config)
     configured = next((c for c in config.cameras if c.id == args.camera_id), None)
     if configured is None:
         known = ", ".join(c.id for c in config.cameras)
         raise NotFoundError(f"{args.config}: no camera {args.camera_id!r} (cameras: {known})")
-    spec = registry.camera_from_config(configured, args.site, config.config_version)
-    run_in_session(settings, lambda s: registry.register_camera(s, spec, replace=args.replace))
-    print(spec.id)
+
+    def register(session: Session) -> int:
+        stored = camera_config.register_from_site_file(
+            session,
+            configured,
+            args.site,
+            config.config_version,
+            replace=args.replace,
+            note=f"registered from {args.config.name}",
+        )
+        return stored.version
+
+    version = run_in_session(settings, register)
+    print(configured.id)
+    print(f"configuration version {version}", file=sys.stderr)
+    return 0
+
+
+def read_setup(path: Path) -> CameraSetup:
+    """A camera set-up from a YAML or JSON file; every problem on its own line, located."""
+    return load_yaml_model(path, CameraSetup)
+
+
+def cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
+    """The set-up as JSON on stdout (what `camera-config set` reads back), the version's
+    history line on stderr."""
+    view = run_in_session(
+        settings, lambda s: camera_config.config_view(s, EVERYONE_PRIVATE, args.camera)
+    )
+    print(json.dumps(view.setup.model_dump(mode="json"), indent=2))
+    print(describe_version(view), file=sys.stderr)
+    return 0
+
+
+def cmd_config_set(args: argparse.Namespace, settings: Settings) -> int:
+    setup = read_setup(args.file)
+
+    def save(session: Session) -> int:
+        return camera_config.save_config(session, args.camera, setup, note=args.note).version
+
+    version = run_in_session(settings, save)
+    print(f"{args.camera}: configuration version {version}")
+    return 0
+
+
+def describe_version(version: ConfigVersionOut) -> str:
+    at = f"{version.created_at:%Y-%m-%d %H:%M}Z"
+    return "\t".join([str(version.version), at, version.created_by, version.note])
+
+
+def cmd_config_history(args: argparse.Namespace, settings: Settings) -> int:
+    lines = run_in_session(
+        settings,
+        lambda s: [
+            describe_version(v)
+            for v in camera_config.version_history(s, EVERYONE_PRIVATE, args.camera)
+        ],
+    )
+    print("\n".join(["version\tsaved\tby\tnote", *lines]))
     return 0
 
 
@@ -200,6 +262,13 @@ def days_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def note_text(text: str) -> str:
+    """An argparse type: a version note fits its column (the API bounds it the same way)."""
+    if len(text) > MAX_NOTE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_NOTE} characters")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m api",
@@ -287,7 +356,33 @@ def build_parser() -> argparse.ArgumentParser:
     password.add_argument("--email", required=True, help="the account's e-mail")
 
     add("list-users", cmd_list_users, "List planner accounts (tab-separated)")
+    add_camera_config(commands)
     return parser
+
+
+def add_camera_config(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`camera-config show|set|history CAMERA`: the versioned set-up the API holds."""
+    group = commands.add_parser(
+        "camera-config",
+        help="Show, change or list a camera's versioned set-up",
+        description="A camera's set-up (lines, zones, calibration, interval, classes), "
+        "versioned in the API; workers pull the newest.",
+    )
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser("show", help="Print the newest set-up as JSON (stdout)")
+    show.set_defaults(handler=cmd_config_show)
+    save = actions.add_parser(
+        "set", help="Save a set-up (YAML or JSON file) as the next version; nothing on error"
+    )
+    save.set_defaults(handler=cmd_config_set)
+    history = actions.add_parser("history", help="List the versions (tab-separated)")
+    history.set_defaults(handler=cmd_config_history)
+    for action in (show, save, history):
+        action.add_argument("camera", metavar="CAMERA", help="camera id")
+    save.add_argument("file", metavar="FILE", type=Path, help="the set-up, YAML or JSON")
+    save.add_argument(
+        "--note", default="", type=note_text, help=f"why, for the history (<= {MAX_NOTE} chars)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.schemas import CameraStatus
 from api.services.grid import BucketName
 from api.services.signs import Language
-from contract import LevelOfService, VehicleClass
+from contract import ConfigPull, LevelOfService, VehicleClass
+from contract.camera import Calibration, CameraSetup
 
 
 class Ranged(BaseModel):
@@ -133,6 +134,7 @@ class Meta(BaseModel):
     heavy_vehicle_classes: list[VehicleClass]
     buckets: dict[BucketName, int] = Field(title="Bucket sizes: name -> seconds")
     max_buckets: int = Field(ge=1, title="Most buckets one series request may span")
+    interval_choices: list[int] = Field(title="Report interval lengths a camera may use, seconds")
     licence: LicenceWithAttribution
     open_data: dict[str, str]
     map: MapTiles
@@ -296,6 +298,39 @@ class DeviceHealthOut(BaseModel):
     suspect_reason: str | None = Field(max_length=300, title="Why it is suspect")
     software: SoftwareOut = Field(title="What the worker runs; `approved` false flags it")
     coverage_by_day: list[DayCoverage]
+
+
+class ConfigVersionOut(BaseModel):
+    """One stored version of a camera's set-up: who saved it, when and why."""
+
+    version: int = Field(title="Configuration version")
+    created_at: datetime = Field(title="Saved at")
+    created_by: str = Field(title="Account e-mail, token:<id> for an admin token, or cli")
+    note: str = Field(title="Why, as the editor wrote it")
+
+
+class CameraConfigOut(ConfigVersionOut):
+    """A stored version of a camera's set-up, with what its worker last said."""
+
+    camera_id: str = Field(title="Camera")
+    setup: CameraSetup = Field(title="Lines, zones, calibration, interval and classes")
+    reported_version: int | None = Field(
+        title="Version the worker counts with, at its last heartbeat (null: never heard)"
+    )
+    config_pull: ConfigPull | None = Field(
+        title="The worker's last pull: the version, applied or refused and why (null: none)"
+    )
+
+
+class CalibrationFit(BaseModel):
+    """A fitted calibration, ready to save with the set-up, and how well its points agree."""
+
+    calibration: Calibration = Field(title="Image points with ground points in metres")
+    reprojection_error_m: float = Field(
+        ge=0,
+        title="Root-mean-square distance between the ground points and where the fit puts "
+        "their image points (0 for exactly four points)",
+    )
 
 
 class DeviceHealthList(BaseModel):

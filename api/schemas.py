@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,7 +17,17 @@ from pydantic import (
     model_validator,
 )
 
-from contract import GEOMETRIC_DIRECTIONS, INTERVAL_CHOICES_S, GeometricDirection, Label
+from contract import GEOMETRIC_DIRECTIONS, GeometricDirection, Label
+from contract.camera import (
+    MAX_CALIBRATION_POINTS,
+    CameraSetup,
+    Coordinate,
+    Point,
+    interval_problems,
+    naming_problems,
+)
+from contract.geometry import local_metres
+from contract.report import MAX_CONFIG_VERSION
 
 CameraStatus = Literal["online", "offline", "never"]
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
@@ -80,6 +91,11 @@ class SiteUpdate(SiteFields):
     """A site's new fields: PUT replaces every one of them (the id stays)."""
 
 
+def direction_labels(direction_names: Mapping[GeometricDirection, str]) -> dict[str, str]:
+    """All four geometric directions with the label the worker reports for each."""
+    return {g: direction_names.get(g, g) for g in GEOMETRIC_DIRECTIONS}
+
+
 class LineIn(ApiModel):
     """A count line and the labels of its crossing directions."""
 
@@ -90,7 +106,7 @@ class LineIn(ApiModel):
 
     def directions(self) -> dict[str, str]:
         """All four geometric directions with the label the worker reports for each."""
-        return {g: self.direction_names.get(g, g) for g in GEOMETRIC_DIRECTIONS}
+        return direction_labels(self.direction_names)
 
 
 class ZoneIn(ApiModel):
@@ -114,17 +130,12 @@ class CameraIn(ApiModel):
 
     @model_validator(mode="after")
     def camera_is_usable(self) -> Self:
-        """The worker config's rules: something to measure, unique names, clock intervals."""
-        if not self.lines and not self.zones:
-            raise ValueError("a camera needs at least one line or zone")
-        for kind, names in (
-            ("line", [x.name for x in self.lines]),
-            ("zone", [z.name for z in self.zones]),
-        ):
-            if len(names) != len(set(names)):
-                raise ValueError(f"{kind} names must be unique")
-        if self.interval_seconds not in INTERVAL_CHOICES_S:
-            raise ValueError(f"interval_seconds must be one of {INTERVAL_CHOICES_S}")
+        """The worker config's rules (defined once, in the contract): something to measure,
+        unique names, clock intervals."""
+        problems = naming_problems([x.name for x in self.lines], [z.name for z in self.zones])
+        problems += interval_problems(self.interval_seconds)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
@@ -292,11 +303,75 @@ class IngestResult(BaseModel):
 
 
 class HeartbeatResult(BaseModel):
-    """Acknowledgement of a heartbeat."""
+    """Acknowledgement of a heartbeat, with what the worker should do next."""
 
     camera_id: str = Field(title="Camera")
     received_at: datetime = Field(title="When the API stored it")
-    config_version: int = Field(title="Config revision the API has for this camera")
+    config_version: int = Field(
+        title="Newest configuration version the API has for this camera (a newer one than the "
+        "worker's: GET /api/v1/device/config)"
+    )
+    scene_map_wanted: bool = Field(
+        default=False, title="An editor asked for a fresh scene map: learn one and post it"
+    )
+
+
+class DeviceConfig(BaseModel):
+    """The camera's newest configuration, as a worker pulls it."""
+
+    camera_id: str = Field(title="Camera")
+    version: int = Field(title="Configuration version (report it as config_version)")
+    setup: CameraSetup = Field(title="Lines, zones, calibration, interval and classes")
+
+
+MAX_NOTE = 500
+"""Longest note of a configuration version (its column's width)."""
+
+
+class ConfigIn(ApiModel):
+    """A camera's new set-up, saved as its next configuration version."""
+
+    setup: CameraSetup = Field(title="Lines, zones, calibration, interval and classes")
+    note: Text = Field(default="", max_length=MAX_NOTE, title="Why, for the version history")
+    base_version: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_CONFIG_VERSION,
+        title="The version this edit started from: 409 when another was saved since "
+        "(null: save regardless)",
+    )
+
+
+PlanePoint = tuple[Coordinate, Coordinate]
+LatLon = tuple[Latitude, Longitude]
+PointCount = Field(min_length=4, max_length=MAX_CALIBRATION_POINTS)
+"""As many points as a calibration takes (it needs as many ground as image points)."""
+
+
+class CalibrationFitIn(ApiModel):
+    """Image points with their ground positions, in metres or as latitude and longitude."""
+
+    image_points: Annotated[list[PlanePoint], PointCount] = Field(title="Image points")
+    ground_points_m: Annotated[list[PlanePoint], PointCount] | None = Field(
+        default=None, title="Ground points, metres east and north of any point"
+    )
+    ground_points_latlon: Annotated[list[LatLon], PointCount] | None = Field(
+        default=None, title="Ground points as latitude and longitude (WGS 84, e.g. read off a map)"
+    )
+
+    @model_validator(mode="after")
+    def one_kind_of_ground(self) -> Self:
+        """Metres or latitude/longitude: the two together would contradict each other."""
+        if (self.ground_points_m is None) == (self.ground_points_latlon is None):
+            raise ValueError("give ground_points_m or ground_points_latlon (exactly one)")
+        return self
+
+    def ground_points(self) -> list[Point]:
+        """The ground points in metres: latitude/longitude go onto the local plane around
+        their centroid (a homography needs flat metres, not degrees)."""
+        if self.ground_points_latlon is not None:
+            return local_metres(self.ground_points_latlon)
+        return list(self.ground_points_m or [])
 
 
 class ErrorOut(BaseModel):

@@ -8,9 +8,17 @@ zone and calibration, each at its own location.
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from contract.geometry import (
     HomographyError,
@@ -20,17 +28,20 @@ from contract.geometry import (
 )
 from contract.report import (
     INTERVAL_CHOICES_S,
+    MAX_FRAME_SIDE,
     VEHICLE_CLASSES,
     GeometricDirection,
     Label,
     VehicleClass,
 )
 
-Point = tuple[float, float]
 MAX_LINES = 32
 MAX_ZONES = 16
 MAX_CALIBRATION_POINTS = 16
 Coordinate = Annotated[float, Field(ge=-1e6, le=1e6)]
+"""Bounded, so geometry on hostile input never overflows (frames are at most 16384 pixels)."""
+Point = tuple[Coordinate, Coordinate]
+FrameSide = Annotated[int, Field(ge=1, le=MAX_FRAME_SIDE)]
 
 
 class ConfigModel(BaseModel):
@@ -119,13 +130,33 @@ class Zone(ConfigModel):
         return self
 
 
+def naming_problems(line_names: list[str], zone_names: list[str]) -> list[str]:
+    """A camera with no line and no zone would report nothing; line and zone names key the
+    counts, so duplicates would merge them. (Also the API registry's rule.)"""
+    if not line_names and not zone_names:
+        return ["needs at least one line or zone"]
+    problems = []
+    for kind, names in (("line", line_names), ("zone", zone_names)):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            problems.append(f"{kind} names must be unique ({', '.join(repeated)} repeated)")
+    return problems
+
+
+def interval_problems(interval_seconds: int) -> list[str]:
+    """Only clock-aligned intervals are allowed, so reports never overlap."""
+    if interval_seconds in INTERVAL_CHOICES_S:
+        return []
+    return [f"interval_seconds must be one of {INTERVAL_CHOICES_S}"]
+
+
 class CameraSetup(ConfigModel):
     """What the API may change on a camera, remotely and versioned: where and what it counts.
 
     The stream URL, token and model stay on the device; nothing here is secret.
     """
 
-    reference_resolution: tuple[int, int] | None = Field(
+    reference_resolution: tuple[FrameSide, FrameSide] | None = Field(
         default=None, title="Width, height that pixel coordinates refer to; omit for relative"
     )
     lines: list[CountLine] = Field(default_factory=list, max_length=MAX_LINES, title="Count lines")
@@ -141,31 +172,46 @@ class CameraSetup(ConfigModel):
     @model_validator(mode="after")
     def camera_rules(self) -> Self:
         """Every camera-wide rule, all reported in one run."""
-        problems = [
-            *self._nothing_to_measure(),
-            *self._duplicate_names(),
-            *self._points_outside_frame(),
-            *self._interval_off_the_clock(),
-        ]
+        problems = self._camera_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
-    def _nothing_to_measure(self) -> list[str]:
-        """A camera with no line and no zone would report nothing."""
-        return [] if self.lines or self.zones else ["needs at least one line or zone"]
+    @model_validator(mode="wrap")
+    @classmethod
+    def every_problem_in_one_run(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Pydantic skips camera-wide rules once a line or zone is broken; an installer should
+        still learn in the same run that another point lies outside the frame."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            said = " ".join(str(error["msg"]) for error in errors)
+            more = [p for p in _camera_problems_of_raw(data) if p not in said]
+            if not more:
+                raise
+            extra: list[InitErrorDetails] = [
+                {
+                    "type": PydanticCustomError("camera_rule", "{problem}", {"problem": p}),
+                    "loc": (),
+                    "input": data,
+                }
+                for p in more
+            ]
+            raise ValidationError.from_exception_data(
+                exc.title,
+                [*errors, *extra],  # type: ignore[list-item]
+            ) from None
 
-    def _duplicate_names(self) -> list[str]:
-        """Line and zone names key the counts; duplicates would merge them."""
-        problems = []
-        for kind, names in (
-            ("line", [x.name for x in self.lines]),
-            ("zone", [z.name for z in self.zones]),
-        ):
-            repeated = sorted({n for n in names if names.count(n) > 1})
-            if repeated:
-                problems.append(f"{kind} names must be unique ({', '.join(repeated)} repeated)")
-        return problems
+    def _camera_problems(self) -> list[str]:
+        return [
+            *self._names(),
+            *self._points_outside_frame(),
+            *self._interval_off_the_clock(),
+        ]
+
+    def _names(self) -> list[str]:
+        return naming_problems([x.name for x in self.lines], [z.name for z in self.zones])
 
     def _points_outside_frame(self) -> list[str]:
         """Relative coordinates must lie in 0-1, pixels inside the reference resolution."""
@@ -184,10 +230,7 @@ class CameraSetup(ConfigModel):
         ]
 
     def _interval_off_the_clock(self) -> list[str]:
-        """Only clock-aligned intervals are allowed, so reports never overlap."""
-        if self.interval_seconds in INTERVAL_CHOICES_S:
-            return []
-        return [f"interval_seconds must be one of {INTERVAL_CHOICES_S}"]
+        return interval_problems(self.interval_seconds)
 
     def scale(self, width: int, height: int) -> tuple[float, float]:
         """Factors that turn configured coordinates into pixels of a frame of this size."""
@@ -197,6 +240,50 @@ class CameraSetup(ConfigModel):
     def counted_classes(self) -> tuple[VehicleClass, ...]:
         """The classes whose crossings this camera counts."""
         return self.classes or VEHICLE_CLASSES
+
+
+def _camera_problems_of_raw(data: Any) -> list[str]:
+    """The camera-wide rules on input that failed validation: each line, zone and calibration
+    that is well-formed enough to read takes part; anything unreadable is left to pydantic."""
+    if not isinstance(data, dict):
+        return []
+    try:
+        lines = [
+            CountLine.model_construct(name=str(x["name"]), points=_raw_pair(x["points"]))
+            for x in data.get("lines") or []
+        ]
+        zones = [
+            Zone.model_construct(name=str(z["name"]), polygon=_raw_points(z["polygon"]))
+            for z in data.get("zones") or []
+        ]
+        raw_calibration = data.get("calibration")
+        calibration = (
+            Calibration.model_construct(
+                image_points=_raw_points(raw_calibration["image_points"]), ground_points_m=[]
+            )
+            if raw_calibration
+            else None
+        )
+        resolution = data.get("reference_resolution")
+        setup = CameraSetup.model_construct(
+            reference_resolution=(int(resolution[0]), int(resolution[1])) if resolution else None,
+            lines=lines,
+            zones=zones,
+            calibration=calibration,
+            interval_seconds=data.get("interval_seconds", 60),
+        )
+        return setup._camera_problems()
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError):
+        return []
+
+
+def _raw_points(raw: Any) -> list[Point]:
+    return [(float(x), float(y)) for x, y in raw]
+
+
+def _raw_pair(raw: Any) -> tuple[Point, Point]:
+    start, end = _raw_points(raw)
+    return start, end
 
 
 SETUP_FIELDS: tuple[str, ...] = tuple(CameraSetup.model_fields)

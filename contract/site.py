@@ -9,7 +9,7 @@ moving its lines. The API reads the same file to register a site's cameras.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, Self, TypeVar
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -23,6 +23,7 @@ from contract.scene import (
     SCENE_LEARNING_S_DEFAULT,
 )
 
+Model = TypeVar("Model", bound=ConfigModel)
 CONFIG_VERSION: Literal[1] = 1
 DEFAULT_MODEL = "yolo26n.pt"
 """The official weights name: Ultralytics fetches it for users who are online."""
@@ -59,6 +60,15 @@ class Camera(CameraSetup):
     )
     max_detect_fps: float = Field(
         default=30.0, gt=0, le=120, title="Analyse at most this many frames per stream second"
+    )
+    min_analysis_fps: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        title="Analyse at least this many while tracked vehicles move slowly (≥ max: fixed rate)",
+    )
+    motion_gate: bool = Field(
+        default=True, title="Skip detection while nothing moves and no vehicle is tracked"
     )
 
     def setup(self) -> CameraSetup:
@@ -129,6 +139,12 @@ class ConfigError(Exception):
 
 def load_config(path: Path) -> SiteConfig:
     """Read and validate a site config; every problem is reported with its location."""
+    return load_yaml_model(path, SiteConfig)
+
+
+def load_yaml_model(path: Path, model: type[Model]) -> Model:
+    """Read a YAML (or JSON, which is YAML) mapping and validate it as ``model``; a
+    ConfigError lists every problem with its location."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -138,7 +154,7 @@ def load_config(path: Path) -> SiteConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
-        return SiteConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {format_validation_error(exc)}") from exc
 

@@ -26,7 +26,8 @@ from detector.currency import Crossing, FrameMeta, ZoneSample
 
 ZoneSummary = Callable[[str, list[ZoneSample]], ZoneRow]
 MAX_FRAME_GAP_S = 2.0
-"""A longer gap between analysed frames is an outage: only this much of it counts as seen."""
+"""A longer gap between analysed frames is an outage: only this much of it counts as seen,
+and none of it counts towards the analysis rate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,10 @@ class _OpenInterval:
     start: float
     partial: bool
     frames: int = 0
+    detected: int = 0
     seen_s: float = 0.0
+    paced_gaps: int = 0
+    paced_s: float = 0.0
     counts: Counter[tuple[str, str, VehicleClass]] = field(default_factory=Counter)
     zone_samples: dict[str, list[ZoneSample]] = field(default_factory=dict)
 
@@ -88,8 +92,9 @@ class IntervalAggregator:
         following._reported_until = self._reported_until
         return following
 
-    def add_frame(self, meta: FrameMeta) -> list[IntervalReport]:
-        """Account one analysed frame; returns the reports of intervals it closed."""
+    def add_frame(self, meta: FrameMeta, detected: bool = True) -> list[IntervalReport]:
+        """Account one analysed frame (``detected``: the detector ran on it, rather than the
+        motion gate finding nothing to detect); returns the reports of intervals it closed."""
         closed: list[IntervalReport] = []
         start = self._interval_start(meta.timestamp_s)
         if start < self._reported_until:
@@ -102,7 +107,12 @@ class IntervalAggregator:
         if self._last_frame_s is not None:
             since = meta.timestamp_s - max(self._last_frame_s, interval.start)
             interval.seen_s += min(max(0.0, since), MAX_FRAME_GAP_S)
+            gap = meta.timestamp_s - self._last_frame_s
+            if 0 < gap <= MAX_FRAME_GAP_S:
+                interval.paced_gaps += 1
+                interval.paced_s += gap
         interval.frames += 1
+        interval.detected += detected
         self._last_frame_s = meta.timestamp_s
         return closed
 
@@ -160,6 +170,10 @@ class IntervalAggregator:
                 stalls=max(0, health_now.stalls - before.stalls),
                 dropped_reports=health_now.dropped_reports,
                 outbox_backlog=health_now.outbox_backlog,
+                analysed_fps=(
+                    round(interval.paced_gaps / interval.paced_s, 3) if interval.paced_s else None
+                ),
+                detection_share=round(interval.detected / interval.frames, 4),
             ),
             config_version=self.config_version,
         )

@@ -7,10 +7,18 @@
   centred letterbox (grey 114, linear resize), BGR -> RGB, 0..1 scaling, best class per
   box, class filter, NMS across classes at IoU 0.7, at most 300 boxes, boxes mapped back;
   ``tests/detector/test_detect.py`` checks the two against each other on real frames.
+
+Both may be called from several camera threads at once. OpenVINO then runs up to
+``streams`` inferences in parallel (one CPU stream each, as its THROUGHPUT mode plans them),
+which keeps both cores busy where one inference alone leaves part of them idle, and gives
+bit-for-bit the boxes of one inference at a time (``tests/detector/test_shared_detect.py``).
+Ultralytics' predictor is not thread-safe and runs one image at a time.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,8 +59,15 @@ class UltralyticsYolo:
         self._model = model
         self.input_hw = input_hw
         self._device = device
+        self._one_at_a_time = threading.Lock()
 
     def predict(
+        self, image: npt.NDArray[np.uint8], confidence: float, class_ids: list[int]
+    ) -> RawBoxes:
+        with self._one_at_a_time:
+            return self._predict(image, confidence, class_ids)
+
+    def _predict(
         self, image: npt.NDArray[np.uint8], confidence: float, class_ids: list[int]
     ) -> RawBoxes:
         boxes = self._model.predict(
@@ -119,9 +134,10 @@ class Letterbox:
 
 class OpenVinoYolo:
     """A YOLO detection export compiled by OpenVINO for one fixed input size (h, w): static
-    shapes let the CPU plugin plan every layer once."""
+    shapes let the CPU plugin plan every layer once. ``streams`` inferences may run at once
+    (1: one inference on every core, the fastest for a single camera)."""
 
-    def __init__(self, export_dir: Path, input_hw: tuple[int, int]) -> None:
+    def __init__(self, export_dir: Path, input_hw: tuple[int, int], streams: int = 1) -> None:
         import openvino as ov
 
         core = ov.Core()
@@ -130,8 +146,15 @@ class OpenVinoYolo:
         require_raw_head(model.output(0).get_partial_shape(), class_count(export_dir))
         model.reshape([1, 3, *input_hw])
         self.input_hw = input_hw
-        self._compiled: Any = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
-        self._request: Any = self._compiled.create_infer_request()
+        plan = (
+            {"PERFORMANCE_HINT": "LATENCY"}
+            if streams == 1
+            else {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": str(streams)}
+        )
+        self._compiled: Any = core.compile_model(model, "CPU", plan)
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(streams):
+            self._idle.put(self._compiled.create_infer_request())
 
     def predict(
         self, image: npt.NDArray[np.uint8], confidence: float, class_ids: list[int]
@@ -141,7 +164,11 @@ class OpenVinoYolo:
         canvas = letterbox.apply(image)
         tensor = np.ascontiguousarray(canvas[:, :, ::-1].transpose(2, 0, 1)[None], np.float32)
         tensor /= 255
-        output = self._request.infer({0: tensor})[0][0]  # (4 + classes, anchors)
+        request = self._idle.get()  # waits while every stream is busy
+        try:  # outputs are copied out of the request before it serves another thread
+            output = request.infer({0: tensor}, share_inputs=True)[0][0]  # (4 + classes, anchors)
+        finally:
+            self._idle.put(request)
         raw = select_boxes(output, confidence, class_ids)
         return RawBoxes(letterbox.unapply(raw.xyxy), raw.confidence, raw.class_id)
 

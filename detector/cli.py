@@ -1,26 +1,36 @@
-"""Command line of the edge worker: ``count``, ``run``, ``check-config`` and ``dead-letters``."""
+"""Command line of the edge worker: ``count``, ``propose``, ``run``, ``check-config`` and
+``dead-letters``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from pydantic import ValidationError
 
-from contract.camera import CountLine
+from contract.camera import CountLine, Zone
+from contract.scene import (
+    SCENE_GRID_DEFAULT,
+    SCENE_K_DEFAULT,
+    SCENE_LEARNING_S_DEFAULT,
+    SceneMap,
+)
 from contract.site import (
     DEFAULT_MODEL,
     Camera,
     ConfigError,
     ModelSettings,
+    SceneSettings,
     format_validation_error,
     load_config,
 )
@@ -106,6 +116,88 @@ def count_source(
         "fps": round(frames / seconds, 2) if seconds > 0 else 0.0,
         "startup_seconds": round(startup, 3),
     }
+
+
+def learn_scene(
+    source: str,
+    model: ModelSettings,
+    model_path: str,
+    settings: SceneSettings,
+    seconds: float = SCENE_LEARNING_S_DEFAULT,
+) -> SceneMap:
+    """Learn a scene map over the first ``seconds`` of a source (the whole of a shorter file),
+    with the worker's engine. Its camera measures one zone over the whole frame, so the
+    detector sees all of it and the learner every confirmed track."""
+    from detector.detect import VehicleDetector
+    from detector.engine import CameraPipeline
+    from detector.scene import SceneLearner
+
+    detector = VehicleDetector(model, model_path)
+    video = VideoSource(source, start_epoch=0.0)
+    learner = SceneLearner(settings)
+    pipeline: CameraPipeline | None = None
+    started = datetime.now(UTC)
+    first_s: float | None = None
+    for pending in video:
+        meta = pending.meta
+        first_s = meta.timestamp_s if first_s is None else first_s
+        if meta.timestamp_s - first_s > seconds:
+            break
+        if pipeline is None:
+            w, h = meta.width, meta.height
+            frame = Zone(name="frame", polygon=[(0, 0), (w, 0), (w, h), (0, h)])
+            camera = Camera(
+                id="cli",
+                source="cli",
+                reference_resolution=(w, h),
+                zones=[frame],
+                max_detect_fps=120,
+            )
+            pipeline = CameraPipeline(camera, detector, video.fps, observers=[learner])
+        pipeline.process(pending)
+    return learner.snapshot("cli", started, datetime.now(UTC), None)
+
+
+def _cmd_propose(args: argparse.Namespace) -> int:
+    model = ModelSettings(imgsz=args.imgsz, backend=args.backend)
+    try:
+        settings = SceneSettings(grid=args.grid, k=args.k)
+    except ValidationError as exc:
+        raise ConfigError(f"--grid/--k: {format_validation_error(exc)}") from exc
+    model_path = resolve_model_path(args.model, DEFAULT_MODEL)
+    output = _claim_stdout() if args.json else sys.stdout
+    scene_map = learn_scene(args.source, model, model_path, settings, args.seconds)
+    if args.json:
+        result = {
+            "scene_map": scene_map.model_dump(mode="json"),
+            "lines": [line.model_dump(mode="json") for line in scene_map.proposals.lines],
+            "zones": [zone.model_dump(mode="json") for zone in scene_map.proposals.zones],
+        }
+        print(json.dumps(result), file=output, flush=True)
+        return 0
+    print(describe_proposals(scene_map))
+    return 0
+
+
+def describe_proposals(scene_map: SceneMap) -> str:
+    """A readable summary: what the map holds, and each proposal with the ``count`` argument
+    that counts with it."""
+    text = [
+        f"{scene_map.vehicles} vehicles over {scene_map.analysed_s:g} s of stream; "
+        f"{len(scene_map.cells)} of {scene_map.cols}x{scene_map.rows} cells shown "
+        f"(k={scene_map.k}), {scene_map.withheld_cells} withheld"
+    ]
+    for line in scene_map.proposals.lines:
+        (x1, y1), (x2, y2) = line.points
+        names = ", ".join(f"{key}={value}" for key, value in line.direction_names.items())
+        text.append(f"line {line.name} ({names}): --line={x1:g},{y1:g},{x2:g},{y2:g},{line.name}")
+        text.append(f"  confidence {line.confidence:.2f}: {line.reason}")
+    for zone in scene_map.proposals.zones:
+        text.append(f"zone {zone.name}: {len(zone.polygon)} points, {zone.lanes} lane(s)")
+        text.append(f"  confidence {zone.confidence:.2f}: {zone.reason}")
+    if not scene_map.proposals.lines:
+        text.append("no flow was observed well enough to propose a line")
+    return "\n".join(text)
 
 
 def _claim_stdout() -> TextIO:
@@ -218,6 +310,48 @@ def _cmd_dead_letters_drop(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_LEARNING_S = 3600.0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_LEARNING_S:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, {MAX_LEARNING_S:g}]")
+    return seconds
+
+
+def _add_propose(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    propose = commands.add_parser(
+        "propose",
+        help="learn a scene map from a source and propose count lines and zones",
+        description="Learns where vehicles drive (an aggregate map: no image, no vehicle's "
+        "path) and proposes one count line and one zone per flow. Line points are native "
+        "pixels, ready for `count --line X1,Y1,X2,Y2,NAME`.",
+    )
+    propose.add_argument("--source", required=True, help="video file, RTSP/HTTP URL or device")
+    propose.add_argument(
+        "--seconds",
+        type=_positive_seconds,
+        default=SCENE_LEARNING_S_DEFAULT,
+        help=f"stream seconds to learn from (default: the whole file, at most "
+        f"{SCENE_LEARNING_S_DEFAULT} s)",
+    )
+    propose.add_argument("--model", help=f"weights path (env TALLY_MODEL; default {DEFAULT_MODEL})")
+    propose.add_argument("--imgsz", type=int, help="inference size of the long side (default 640)")
+    propose.add_argument("--backend", choices=["auto", "torch", "openvino"], default="auto")
+    propose.add_argument(
+        "--grid", type=int, default=SCENE_GRID_DEFAULT, help="cells along the frame's long side"
+    )
+    propose.add_argument(
+        "--k", type=int, default=SCENE_K_DEFAULT, help="vehicles a cell needs to be shown"
+    )
+    propose.add_argument("--json", action="store_true", help="print one JSON object")
+    propose.set_defaults(handler=_cmd_propose)
+
+
 def _add_dead_letters(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     letters = commands.add_parser(
         "dead-letters",
@@ -264,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--backend", choices=["auto", "torch", "openvino"], default="auto")
     count.add_argument("--json", action="store_true", help="print one JSON object")
     count.set_defaults(handler=_cmd_count)
+    _add_propose(commands)
 
     run = commands.add_parser("run", help="run the long-lived worker that reports to the API")
     run.add_argument("--config", required=True, help="site config YAML")

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,14 +124,26 @@ def model_cache_dir(configured: Path | None) -> Path:
     return Path(env) if env else Path.home() / ".cache" / "tally" / "models"
 
 
-class VehicleDetector:
-    """Runs YOLO on the region of interest of a frame and keeps vehicle boxes only."""
+def usable_cores() -> int:
+    """CPU cores this process may run on (a container's or ``taskset``'s share, not the host's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-    def __init__(self, settings: ModelSettings, model_path: str) -> None:
+
+class VehicleDetector:
+    """Runs YOLO on the region of interest of a frame and keeps vehicle boxes only.
+
+    One detector serves every camera of a worker: ``detect`` may be called from several
+    threads at once, and up to ``concurrency`` of them (at most one per usable core) are
+    inferred in parallel. ``concurrency`` is the number of cameras sharing it.
+    """
+
+    def __init__(self, settings: ModelSettings, model_path: str, concurrency: int = 1) -> None:
         self.settings = settings
         self.model_path = model_path
         self.class_ids = [i for i, name in COCO_VEHICLE_IDS.items() if name in settings.classes]
+        self.streams = max(1, min(concurrency, usable_cores()))
         self._models: dict[tuple[int, int], YoloRuntime] = {}
+        self._loading = threading.Lock()
         self.backend = "torch"
 
     def detect(self, frame: Frame, region: Region | None = None) -> Detections:
@@ -145,22 +158,23 @@ class VehicleDetector:
         return Detections(meta, xyxy, boxes.confidence, classes)
 
     def _model(self, size: tuple[int, int]) -> YoloRuntime:
-        if size not in self._models:
-            self._models[size] = self._load(size)
-            log.info(
-                "model %s loaded (%s) for %dx%d inference",
-                Path(self.model_path).name,
-                self.backend,
-                size[1],
-                size[0],
-            )
-        return self._models[size]
+        with self._loading:  # cameras starting together load (and export) a size once
+            if size not in self._models:
+                self._models[size] = self._load(size)
+                log.info(
+                    "model %s loaded (%s) for %dx%d inference",
+                    Path(self.model_path).name,
+                    self.backend,
+                    size[1],
+                    size[0],
+                )
+            return self._models[size]
 
     def _load(self, size: tuple[int, int]) -> YoloRuntime:
         wants_openvino = self.settings.backend in ("auto", "openvino")
         if wants_openvino and self.model_path.endswith(".pt") and self.settings.device == "cpu":
             try:
-                runtime = OpenVinoYolo(self._openvino_export(), size)
+                runtime = OpenVinoYolo(self._openvino_export(), size, self.streams)
                 self.backend = "openvino"
                 return runtime
             except Exception as exc:  # any export failure must leave a working (slower) worker

@@ -1,8 +1,15 @@
-"""One camera's pipeline: detect -> track -> count / congestion -> aggregate.
+"""One camera's pipeline: (motion gate) -> detect -> track -> count / congestion -> aggregate.
 
-The same engine serves the long-lived worker and ``python -m detector count``. The frame
-is decoded only for analysed frames, handed to the detector, and released before the
-later stages run; they see boxes only.
+The same engine serves the long-lived worker and ``python -m detector count``. A frame is
+decoded only when it is analysed or watched, handed to the motion probe and the detector,
+and released before the later stages run; they see boxes only.
+
+Two savings, both on by default and both erring towards detection (``detector.motion``,
+``detector.pacing``): the pacer analyses every second or third frame while every tracked
+vehicle crawls or stands, and watches the frames in between for motion anywhere else; the
+motion gate skips the detector on an analysed frame when nothing moved since it last ran
+and no vehicle is tracked. A skipped frame goes through the later stages as a frame with no
+vehicle in it (which is what it holds), so coverage, zone samples and observers see it.
 """
 
 from __future__ import annotations
@@ -14,13 +21,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from contract import IntervalReport, VehicleClass, ZoneRow
 from contract.site import Camera
 from detector.aggregate import HealthCounters, IntervalAggregator
 from detector.congestion import GroundCalibration, ZoneMeter, summarise_zone
 from detector.count import LineCounter, PixelLine
-from detector.currency import Crossing, FrameMeta, Tracks, ZoneSample
+from detector.currency import (
+    Crossing,
+    Detections,
+    FloatArray,
+    Frame,
+    FrameMeta,
+    Tracks,
+    ZoneSample,
+)
 from detector.detect import Region, VehicleDetector
+from detector.motion import MotionProbe
+from detector.pacing import AnalysisPacer
 from detector.source import PendingFrame, SourceError
 from detector.track import VehicleTracker
 
@@ -45,6 +64,14 @@ class _Geometry:
     counter: LineCounter
     zone_meters: list[ZoneMeter]
     tracker: VehicleTracker
+    pacer: AnalysisPacer
+    probe: MotionProbe
+    """Enabled when the motion gate or the pacer needs it."""
+    known_boxes: FloatArray
+    """Boxes of the vehicles whose (slow) motion the last analysed frame measured: motion
+    around them is theirs."""
+    unknown_boxes: FloatArray
+    """Boxes of the other vehicles held (new, unconfirmed, lost): motion there is news."""
 
 
 class CameraPipeline:
@@ -64,13 +91,14 @@ class CameraPipeline:
         self.camera = camera
         self.detector = detector
         self.stream_fps = stream_fps
-        self.analysed_fps = min(stream_fps, camera.max_detect_fps)
+        self.top_fps = min(stream_fps, camera.max_detect_fps)
         self.observers = list(observers)
-        self._detector_lock = detector_lock or threading.Lock()
+        self._detector_lock = detector_lock
         self._geometry: _Geometry | None = None
-        self._last_analysed_s: float | None = None
+        self._last_due_s: float | None = None
         self.totals: Counter[CountKey] = Counter()
         self.frames_analysed = 0
+        self.frames_detected = 0
         self.aggregator = IntervalAggregator(
             camera.id, camera.interval_seconds, self._zone_summary(camera), health, config_version
         )
@@ -92,10 +120,15 @@ class CameraPipeline:
             camera.interval_seconds, self._zone_summary(camera), config_version
         )
         self.camera = camera
-        self.analysed_fps = min(self.stream_fps, camera.max_detect_fps)
+        self.top_fps = min(self.stream_fps, camera.max_detect_fps)
         self._geometry = None
-        self._last_analysed_s = None
+        self._last_due_s = None
         return closed
+
+    @property
+    def analysed_fps(self) -> float:
+        """The rate frames are analysed at now (the pacer's choice, at most ``top_fps``)."""
+        return self._geometry.pacer.fps if self._geometry else self.top_fps
 
     @staticmethod
     def _zone_summary(camera: Camera) -> Callable[[str, list[ZoneSample]], ZoneRow]:
@@ -111,16 +144,23 @@ class CameraPipeline:
         geometry = self._geometry
         if geometry is None or geometry.size != (meta.width, meta.height):
             geometry = self._build_geometry(meta.width, meta.height)
+        paced = geometry.pacer.due()
         try:
             frame = pending.decode()
         except SourceError as exc:
             log.warning("camera %s: frame %d skipped: %s", self.camera.id, meta.index, exc)
             return []
-        with self._detector_lock:
-            detections = self.detector.detect(frame, geometry.region)
-        del frame  # pixels go no further than the detector
-        reports = self.aggregator.add_frame(meta)
-        tracks = geometry.tracker.update(detections)
+        geometry.probe.look(frame.image)
+        news = geometry.probe.moved(geometry.known_boxes, geometry.unknown_boxes)
+        if not paced:
+            if not news:
+                return []  # watched: nothing moves but the vehicles measured to move slowly
+            geometry.pacer.alarm(meta.timestamp_s)
+        detections = self._detect(frame, geometry)
+        del frame  # pixels go no further than the detector and the motion probe
+        reports = self.aggregator.add_frame(meta, detected=detections is not None)
+        tracks = geometry.tracker.update(Detections(meta) if detections is None else detections)
+        self._learn_motion(geometry, tracks, news)
         for observer in self.observers:
             observer.observe(tracks)
         crossings = geometry.counter.update(tracks)
@@ -130,20 +170,49 @@ class CameraPipeline:
         self.frames_analysed += 1
         return reports
 
+    def _detect(self, frame: Frame, geometry: _Geometry) -> Detections | None:
+        """The frame's vehicles, or None where the motion gate spares the detector: nothing
+        moved since it last ran and it left no vehicle tracked, not even a tentative one."""
+        if (
+            self.camera.motion_gate
+            and not geometry.tracker.held_track_ids()
+            and not geometry.probe.moved()
+        ):
+            return None
+        if self._detector_lock is None:
+            detections = self.detector.detect(frame, geometry.region)
+        else:
+            with self._detector_lock:
+                detections = self.detector.detect(frame, geometry.region)
+        geometry.probe.remember()
+        self.frames_detected += 1
+        return detections
+
+    @staticmethod
+    def _learn_motion(geometry: _Geometry, tracks: Tracks, news: bool) -> None:
+        """Let the pacer choose the next stride, and sort the vehicles held into those whose
+        motion is known and the rest, for the motion probe."""
+        geometry.pacer.observe(tracks, news)
+        known = np.isin(tracks.track_id, list(geometry.pacer.measured))
+        geometry.known_boxes = tracks.xyxy[known]
+        geometry.unknown_boxes = np.concatenate(
+            (tracks.xyxy[~known], geometry.tracker.unsettled_boxes())
+        )
+
     def finish(self) -> list[IntervalReport]:
         """Close the open interval (marked partial) when the stream ends or the worker stops."""
         return self.aggregator.flush()
 
     def _due(self, meta: FrameMeta) -> bool:
-        """Analyse at most ``max_detect_fps`` frames per stream second; the rest cost a grab.
+        """Look at most ``max_detect_fps`` frames per stream second; the rest cost a grab.
 
         Half a stream frame of tolerance keeps jittery timestamps from skipping frames.
         """
-        last = self._last_analysed_s
-        threshold = 1 / self.analysed_fps - 0.5 / self.stream_fps
+        last = self._last_due_s
+        threshold = 1 / self.top_fps - 0.5 / self.stream_fps
         if last is not None and meta.timestamp_s - last < threshold:
             return False
-        self._last_analysed_s = meta.timestamp_s
+        self._last_due_s = meta.timestamp_s
         return True
 
     def _record(self, crossings: list[Crossing], samples: list[ZoneSample]) -> None:
@@ -163,11 +232,17 @@ class CameraPipeline:
         )
         points = [p for line in lines for p in (line.start, line.end)]
         points += [(x * scale[0], y * scale[1]) for zone in camera.zones for x, y in zone.polygon]
+        region = Region.around(points, width, height)
+        pacer = AnalysisPacer(self.top_fps, camera.min_analysis_fps)
         self._geometry = _Geometry(
             size=(width, height),
-            region=Region.around(points, width, height),
+            region=region,
             counter=LineCounter(lines),
             zone_meters=[ZoneMeter(zone, scale, calibration) for zone in camera.zones],
-            tracker=VehicleTracker(self.analysed_fps),
+            tracker=VehicleTracker(self.top_fps),
+            pacer=pacer,
+            probe=MotionProbe(region, enabled=camera.motion_gate or pacer.max_stride > 1),
+            known_boxes=np.zeros((0, 4), np.float32),
+            unknown_boxes=np.zeros((0, 4), np.float32),
         )
         return self._geometry

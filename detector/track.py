@@ -1,4 +1,4 @@
-"""Tracking stage: Detections -> Tracks with throw-away ids (Ultralytics' ByteTrack).
+"""Tracking stage: Detections -> Tracks with throw-away ids (ByteTrack, ``detector.bytetrack``).
 
 Ids live only in this process and only while a vehicle is in view; lost tracks are
 pruned by ByteTrack's buffer, so memory stays bounded on a 24/7 stream. A track must be
@@ -7,16 +7,14 @@ matched on consecutive frames before it is reported, so one-frame flickers never
 
 from __future__ import annotations
 
-from argparse import Namespace
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from ultralytics.engine.results import Boxes
-from ultralytics.trackers.byte_tracker import BYTETracker
 
 from contract import VEHICLE_CLASSES, VehicleClass
-from detector.currency import Detections, Tracks
+from detector.bytetrack import ByteTracker, ByteTrackSettings
+from detector.currency import Detections, FloatArray, Tracks
 
 CLASS_INDEX: dict[VehicleClass, int] = {name: i for i, name in enumerate(VEHICLE_CLASSES)}
 
@@ -24,7 +22,8 @@ CLASS_INDEX: dict[VehicleClass, int] = {name: i for i, name in enumerate(VEHICLE
 @dataclass(frozen=True, slots=True)
 class TrackerSettings:
     """ByteTrack thresholds. The low second-stage threshold keeps weak, distant cars tracked;
-    associating by box overlap alone (not overlap x score) with a looser gate keeps small,
+    associating by box overlap alone (not overlap x score, which ByteTrack can also do) with a
+    looser gate keeps small,
     fast or partly hidden vehicles on one track at 160x120 and on dense roads, where a
     broken track would start past the line and never be counted. New tracks start only
     from first-stage boxes and are confirmed by a first-stage box on the next frame, so
@@ -35,7 +34,6 @@ class TrackerSettings:
     low_threshold: float = 0.05
     new_track_threshold: float = 0.2
     match_threshold: float = 0.9
-    fuse_score: bool = False
     lost_seconds: float = 1.5
 
 
@@ -45,14 +43,13 @@ class VehicleTracker:
     def __init__(self, analysed_fps: float, settings: TrackerSettings | None = None) -> None:
         self.settings = settings or TrackerSettings()
         s = self.settings
-        self._tracker = BYTETracker(
-            Namespace(
-                track_high_thresh=s.high_threshold,
-                track_low_thresh=s.low_threshold,
-                new_track_thresh=s.new_track_threshold,
-                track_buffer=max(1, round(s.lost_seconds * analysed_fps)),
-                match_thresh=s.match_threshold,
-                fuse_score=s.fuse_score,
+        self._tracker = ByteTracker(
+            ByteTrackSettings(
+                high_threshold=s.high_threshold,
+                low_threshold=s.low_threshold,
+                new_track_threshold=s.new_track_threshold,
+                match_threshold=s.match_threshold,
+                buffer_frames=max(1, round(s.lost_seconds * analysed_fps)),
             )
         )
         self._class_votes: dict[int, Counter[VehicleClass]] = {}
@@ -60,14 +57,12 @@ class VehicleTracker:
     def update(self, detections: Detections) -> Tracks:
         """Associate this frame's detections with live tracks; return the confirmed ones."""
         meta = detections.meta
-        class_ids = np.array([CLASS_INDEX[c] for c in detections.vehicle_class], dtype=np.float32)
-        data = np.column_stack((detections.xyxy, detections.confidence, class_ids))
-        rows = self._tracker.update(Boxes(data.reshape(-1, 6), (meta.height, meta.width)))
+        rows = self._tracker.update(detections.xyxy.reshape(-1, 4), detections.confidence)
         self._forget_removed_tracks()
         if len(rows) == 0:
             return Tracks(meta, np.zeros(0, np.int64), np.zeros((0, 4), np.float32), ())
         track_ids = rows[:, 4].astype(np.int64)
-        detection_index = rows[:, 7].astype(np.int64)
+        detection_index = rows[:, 6].astype(np.int64)
         classes = tuple(
             self._vote(
                 int(tid), detections.vehicle_class[int(idx)], float(detections.confidence[idx])
@@ -83,11 +78,16 @@ class VehicleTracker:
         return votes.most_common(1)[0][0]
 
     def _forget_removed_tracks(self) -> None:
-        """Drop class votes of tracks ByteTrack no longer holds. (ByteTrack itself bounds its
-        removed-track history; clearing it would stop lost tracks from ever being pruned.)"""
+        """Drop class votes of tracks ByteTrack no longer holds."""
         for track_id in self._class_votes.keys() - self.held_track_ids():
             del self._class_votes[track_id]
 
     def held_track_ids(self) -> set[int]:
-        """Ids still held (tracked or lost but recoverable); everything else is forgotten."""
-        return {t.track_id for t in self._tracker.tracked_stracks + self._tracker.lost_stracks}
+        """Ids still held (tracked or lost but recoverable, confirmed or not yet); everything
+        else is forgotten."""
+        return self._tracker.held_track_ids()
+
+    def unsettled_boxes(self) -> FloatArray:
+        """Where the tracks are that are not confirmed yet or lost (their motion is not
+        known to have stayed small)."""
+        return self._tracker.unsettled_boxes()

@@ -11,6 +11,10 @@ retried in a loop. The device token is sent as a bearer header and never logged.
 
 Every request body's bytes are counted as httpx sent them (``WireBytes``): what the API
 counted for the camera (the public register shows it) can be checked against it, byte for byte.
+
+The heartbeat's answer says what the API wants of the worker (``HeartbeatReply``): a newer
+configuration to pull (``fetch_config``) or a fresh scene map (``send_scene_map``). Those go
+through the same client, token and timeouts; nothing of them is queued in the outbox.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from contract import Heartbeat, IntervalReport, ReportBatch
+from contract.scene import SceneMap
 from contract.site import ConfigError
 from contract.site import Uplink as UplinkConfig
 from detector.backoff import Backoff
@@ -39,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 REPORTS_PATH = "/api/v1/reports"
 HEARTBEAT_PATH = "/api/v1/heartbeat"
+CONFIG_PATH = "/api/v1/device/config"
+SCENE_MAP_PATH = "/api/v1/device/scene-map"
+FOLLOW_UP_S = 1.0
+"""After the worker acted on a heartbeat's answer, the next heartbeat tells the API this soon."""
 _TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
 """Visible ASCII only: anything else could break or inject into the HTTP header."""
 _MAX_JSON_NODES = 10_000
@@ -57,6 +66,9 @@ _NOT_ABOUT_THE_REPORT = frozenset(
 _TRANSIENT = frozenset({httpx.codes.REQUEST_TIMEOUT, httpx.codes.TOO_MANY_REQUESTS})
 
 Settle = Callable[[IntervalReport, httpx.Response], None]
+RequestKind = Literal["report", "heartbeat", "control"]
+SceneMapOutcome = Literal["delivered", "rejected", "failed"]
+"""Delivered; rejected as invalid (sending it again cannot help); failed (try again later)."""
 
 
 @dataclass(slots=True)
@@ -65,7 +77,7 @@ class WireBytes:
 
     ``accepted_*`` count the requests the API stored (answered 2xx, or 409 for a batch whose new
     reports it stored): those are the bytes the API counts for the camera. ``sent`` counts every
-    request that got any answer.
+    request that got any answer, control requests (configuration pulls, scene maps) included.
     """
 
     sent: int = 0
@@ -77,16 +89,41 @@ class WireBytes:
     def accepted(self) -> int:
         return self.accepted_reports + self.accepted_heartbeats
 
-    def count(self, response: httpx.Response, *, heartbeat: bool) -> None:
+    def count(self, response: httpx.Response, kind: RequestKind) -> None:
         """Count the body of the request that `response` answers."""
         size = len(response.request.content)
         self.sent += size
         self.requests += 1
         if response.is_success or response.status_code == httpx.codes.CONFLICT:
-            if heartbeat:
+            if kind == "heartbeat":
                 self.accepted_heartbeats += size
-            else:
+            elif kind == "report":
                 self.accepted_reports += size
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReply:
+    """What the API asks of the worker in its answer to a heartbeat.
+
+    Read leniently: an older API answers without these fields, and a malformed answer must
+    not stop delivery; either reads as "nothing new".
+    """
+
+    config_version: int | None = None
+    """The newest configuration version the API has for the camera."""
+    scene_map_wanted: bool = False
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> HeartbeatReply:
+        try:
+            body: object = response.json()
+        except ValueError:
+            return cls()
+        if not isinstance(body, dict):
+            return cls()
+        version = body.get("config_version")
+        usable = isinstance(version, int) and not isinstance(version, bool) and version >= 0
+        return cls(version if usable else None, body.get("scene_map_wanted") is True)
 
 
 def load_device_token(config: UplinkConfig, environ: Mapping[str, str] = os.environ) -> str:
@@ -191,35 +228,88 @@ class ReportUplink:
             )
         except httpx.TransportError as exc:
             return self._retry_later(f"cannot reach the API ({type(exc).__name__})")
-        self.wire_bytes.count(response, heartbeat=False)
+        self.wire_bytes.count(response, "report")
         return self._handle(batch, response)
 
-    def send_heartbeat(self, heartbeat: Heartbeat) -> bool:
-        """Post a heartbeat once; a lost one is not retried (the next one follows soon)."""
+    def send_heartbeat(self, heartbeat: Heartbeat) -> HeartbeatReply | None:
+        """Post a heartbeat once; a lost one is not retried (the next one follows soon).
+        The API's answer, or None when it did not take the heartbeat."""
+        response = self._control("POST", HEARTBEAT_PATH, "heartbeat not sent", heartbeat)
+        if response is None:
+            return None
+        if response.is_success:
+            return HeartbeatReply.of(response)
+        logger.warning("heartbeat refused: %s", _describe(response))
+        return None
+
+    def fetch_config(self) -> object | None:
+        """GET the camera's newest configuration: the JSON the API answered (validated by the
+        caller), or None when there is none to judge (no network, no configuration stored, any
+        other answer); then the worker keeps its configuration and asks again later."""
+        response = self._control("GET", CONFIG_PATH, "configuration not pulled")
+        if response is None:
+            return None
+        if response.status_code == httpx.codes.OK:
+            try:
+                body: object = response.json()
+            except ValueError:
+                logger.warning("configuration not pulled: the answer is not JSON")
+                return None
+            return body
+        logger.warning("configuration not pulled: %s", _describe(response))
+        return None
+
+    def send_scene_map(self, scene_map: SceneMap) -> SceneMapOutcome:
+        """POST a scene map once; the caller decides when to try again."""
+        response = self._control("POST", SCENE_MAP_PATH, "scene map not sent", scene_map)
+        if response is None:
+            return "failed"
+        if response.is_success:
+            return "delivered"
+        status = response.status_code
+        if response.is_client_error and status not in _NOT_ABOUT_THE_REPORT | _TRANSIENT:
+            logger.error("scene map rejected: %s", _describe(response))
+            return "rejected"
+        logger.warning("scene map not delivered: %s", _describe(response))
+        return "failed"
+
+    def _control(
+        self, method: str, path: str, failure: str, body: Heartbeat | SceneMap | None = None
+    ) -> httpx.Response | None:
+        """One request besides report delivery; None (logged as ``failure``) when the API
+        cannot be reached."""
         try:
-            response = self._client.post(
-                self._base_url + HEARTBEAT_PATH,
-                content=heartbeat.model_dump_json(),
+            response = self._client.request(
+                method,
+                self._base_url + path,
+                content=body.model_dump_json() if body is not None else None,
                 headers=self._headers,
             )
         except httpx.TransportError as exc:
-            logger.warning("heartbeat not sent: cannot reach the API (%s)", type(exc).__name__)
-            return False
-        self.wire_bytes.count(response, heartbeat=True)
-        if response.is_success:
-            return True
-        logger.warning("heartbeat refused: %s", _describe(response))
-        return False
+            logger.warning("%s: cannot reach the API (%s)", failure, type(exc).__name__)
+            return None
+        self.wire_bytes.count(response, "heartbeat" if path == HEARTBEAT_PATH else "control")
+        return response
 
     def run_forever(
-        self, stop_event: threading.Event, heartbeat: Callable[[], Heartbeat] | None = None
+        self,
+        stop_event: threading.Event,
+        heartbeat: Callable[[], Heartbeat] | None = None,
+        replied: Callable[[HeartbeatReply], bool] | None = None,
     ) -> None:
-        """Deliver until ``stop_event`` is set; heartbeats every ``heartbeat_s`` if given."""
+        """Deliver until ``stop_event`` is set; heartbeats every ``heartbeat_s`` if given.
+
+        ``replied`` acts on each heartbeat's answer (pull a configuration, post a scene map);
+        when it returns True the next heartbeat follows after ``FOLLOW_UP_S``, so the API
+        hears the outcome soon. It runs here, between deliveries, so it must not raise: a
+        control step that does is logged and delivery goes on.
+        """
         next_heartbeat = self._clock()
         while not stop_event.is_set():
             if heartbeat is not None and self._clock() >= next_heartbeat:
-                self.send_heartbeat(heartbeat())
-                next_heartbeat = self._clock() + self._heartbeat_s
+                reply = self.send_heartbeat(heartbeat())
+                soon = reply is not None and replied is not None and _act(replied, reply)
+                next_heartbeat = self._clock() + (FOLLOW_UP_S if soon else self._heartbeat_s)
             try:
                 delay = self.deliver_once()
             except OutboxError as exc:
@@ -320,6 +410,15 @@ class ReportUplink:
         """Reports left the queue: success resets the credential backoff, isolation counts down."""
         self._auth_backoff.reset()
         self._one_by_one = max(0, self._one_by_one - count)
+
+
+def _act(replied: Callable[[HeartbeatReply], bool], reply: HeartbeatReply) -> bool:
+    """Run the control step; a bug in it must not stop the delivery of reports."""
+    try:
+        return replied(reply)
+    except Exception:
+        logger.exception("acting on the heartbeat's answer failed; reports are still delivered")
+        return False
 
 
 def _blamed_reports(batch: list[IntervalReport], response: httpx.Response) -> list[IntervalReport]:

@@ -5,6 +5,11 @@ delivers that camera's outbox with its own device token. The model is loaded onc
 shared (inference is serialised by a lock). SIGINT/SIGTERM stop the sources, close the
 open intervals as partial reports and give the uplinks a moment to deliver; whatever is
 not delivered stays in the outbox for the next start.
+
+The uplink thread also acts on what the API's heartbeat answers ask for: it pulls a newer
+configuration (``detector.remote``) and posts a requested scene map
+(``detector.scene_request``); the camera thread switches configuration and opens or closes
+the learning window between two frames, so the pipeline stays single-threaded.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import httpx
 
@@ -27,9 +33,12 @@ from detector.config import resolve_model_path
 from detector.detect import VehicleDetector
 from detector.engine import CameraPipeline
 from detector.outbox import Outbox, OutboxError, outbox_path
+from detector.remote import ConfigCache, RemoteConfig, cache_path
+from detector.scene import SceneLearner
+from detector.scene_request import SceneRequest
 from detector.software import describe_software
 from detector.source import VideoSource, scrub_credentials
-from detector.uplink import ReportUplink
+from detector.uplink import HeartbeatReply, ReportUplink
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +48,11 @@ DRAIN_SECONDS = 10.0
 
 @dataclass(slots=True)
 class CameraWorker:
-    """One camera: its source, pipeline, outbox and uplink."""
+    """One camera: its source, pipeline, outbox, remote configuration and scene-map request.
+
+    ``camera`` is the site file's; ``remote.camera`` the one counting now (it may be a
+    configuration pulled from the API, or cached beside the outbox by an earlier run).
+    """
 
     camera: Camera
     config: SiteConfig
@@ -55,6 +68,16 @@ class CameraWorker:
     skipped_reports: int = 0
     frame_size: tuple[int, int] | None = None
     """Width and height of the stream's frames, once it delivers one (for the heartbeat)."""
+    remote: RemoteConfig = field(init=False)
+    scene: SceneRequest = field(init=False)
+
+    def __post_init__(self) -> None:
+        cache = ConfigCache(cache_path(self.outbox.path, self.camera.id))
+        self.remote = RemoteConfig.start(
+            self.camera, self.config.config_version, cache, self.config.model.classes
+        )
+        learner = SceneLearner(self.config.scene)
+        self.scene = SceneRequest(learner, self.camera.id, self.config.scene.learning_s)
 
     def run(self) -> None:
         """Process the stream until it ends or the source is stopped, then flush."""
@@ -63,14 +86,45 @@ class CameraWorker:
             width, height = pending.meta.width, pending.meta.height
             if 0 < width <= MAX_FRAME_SIDE and 0 < height <= MAX_FRAME_SIDE:
                 self.frame_size = (width, height)
-            if self.pipeline is None:
-                self.pipeline = CameraPipeline(
-                    self.camera, self.detector, self.source.fps, self.health, self.detector_lock
-                )
-            self.store(self.pipeline.process(pending))
+            pipeline = self.pipeline or self._start_pipeline()
+            self._between_frames(pipeline)
+            self.store(pipeline.process(pending))
         if self.pipeline is not None:
             self.store(self.pipeline.finish())
         log.info("camera %s: stream %s", self.camera.id, self.source.state)
+
+    def _start_pipeline(self) -> CameraPipeline:
+        self.pipeline = CameraPipeline(
+            self.remote.camera,
+            self.detector,
+            self.source.fps,
+            self.health,
+            self.detector_lock,
+            config_version=self.remote.version,
+            observers=[self.scene],
+        )
+        return self.pipeline
+
+    def _between_frames(self, pipeline: CameraPipeline) -> None:
+        """Switch to a pulled configuration (the interval in progress closes as partial) and
+        open or close a scene-map window; here, so the pipeline stays on one thread."""
+        switch = self.remote.take()
+        if switch is not None:
+            self.store(pipeline.reconfigure(switch.camera, switch.version))
+            self.remote.applied(switch)
+        self.scene.between_frames(pipeline.config_version)
+
+    def replied(self, uplink: ReportUplink, reply: HeartbeatReply) -> bool:
+        """Act on a heartbeat's answer (uplink thread): follow the scene-map request and post
+        a finished map (after: this answer predates the post), pull a newer configuration.
+        True: the API should hear back soon."""
+        self.scene.wanted(reply.scene_map_wanted)
+        scene_map = self.scene.due()
+        if scene_map is not None:
+            self.scene.settle(uplink.send_scene_map(scene_map))
+        if reply.config_version is None or not self.remote.wants(reply.config_version):
+            return False
+        return self.remote.pull(uplink.fetch_config, reply.config_version, self.frame_size)
 
     def store(self, reports: list[IntervalReport]) -> None:
         """Queue reports durably. A full disk is logged and counted, never a crash loop."""
@@ -138,7 +192,8 @@ class CameraWorker:
                     source_fps=self.source.fps if self.frame_size else None,
                 )
             ],
-            config_version=self.config.config_version,
+            config_version=self.remote.version,
+            config_pull=self.remote.last_pull,
             software=self.software,
         )
 
@@ -204,7 +259,7 @@ def run_worker(
     threads += [
         threading.Thread(
             target=u.run_forever,
-            args=(delivery_stop, w.heartbeat),
+            args=(delivery_stop, w.heartbeat, partial(w.replied, u)),
             name=f"uplink-{w.camera.id}",
             daemon=True,
         )

@@ -24,7 +24,7 @@ from api.schemas import (
     TokenList,
     TokenOut,
 )
-from api.services import audit, registry, tokens
+from api.services import audit, camera_config, registry, tokens
 from api.services.access import Principal
 from api.services.errors import NotFoundError
 from api.strict_json import StrictJsonRoute
@@ -134,9 +134,11 @@ def create_camera(
 def put_camera(
     camera_id: Label, spec: CameraIn, editor: EditorDep, request: Request, session: SessionDep
 ) -> CameraIn:
-    """Create the camera, or replace its lines, zones and config version."""
+    """Create the camera, or replace its lines, zones and config version. 409 once the camera
+    has configuration versions and the body changes more than its name and site."""
     if spec.id != camera_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body id differs from the path")
+    camera_config.refuse_unversioned_change(session, spec)
     registry.register_camera(session, spec, replace=True, origin=origin(editor, request))
     session.commit()
     return spec

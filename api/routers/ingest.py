@@ -1,4 +1,4 @@
-"""Device endpoints: interval-report batches and heartbeats.
+"""Device endpoints: interval-report batches, heartbeats and the camera's configuration.
 
 The device token is checked from the headers before the body is read, so an anonymous
 8 MiB body costs a header check, not half a second of parsing on the event loop.
@@ -19,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import DeviceDep, SessionDep, SettingsDep, authenticate, bearer, get_settings
 from api.routers.errors import error_responses
-from api.schemas import HeartbeatResult, IngestResult
+from api.schemas import DeviceConfig, HeartbeatResult, IngestResult
+from api.services import camera_config
 from api.services.ingest import AcceptWindow, ingest_batch, record_heartbeat
 from api.strict_json import StrictJsonRoute
 from contract import CountRow, Heartbeat, ReportBatch
@@ -105,9 +106,12 @@ def post_reports(
 
     200 when every report is new or an identical resend; 409 (same body) when some report
     differs from the stored one, which is kept. New reports in the batch are stored either way.
-    422, storing nothing, when any report breaks a rule: a line, direction or zone the camera
-    lacks, another length than the camera's interval, an interval overlapping a stored one of
-    another length, or an interval outside the window around server time.
+    422, storing nothing, when any report breaks a rule: a line, direction, zone or gate the
+    camera lacks, another length than the camera's interval, an interval overlapping one of
+    another length (stored or in the batch), or an interval outside the window around server
+    time. A report whose `config_version` the API stores is checked against that version's
+    set-up instead of the camera's current one, so reports counted before a configuration
+    switch are still accepted after it.
     """
     window = AcceptWindow.from_settings(settings, datetime.now(UTC))
     result = commit_retrying_once(
@@ -129,9 +133,31 @@ def post_heartbeat(
     heartbeat: Heartbeat, camera: DeviceDep, session: SessionDep, body_bytes: BodyBytes
 ) -> HeartbeatResult:
     """Update the camera's device health (last seen, backlog, dead letters, stream states,
-    software)."""
+    software, last configuration pull). The reply names the newest configuration version (a
+    newer one than the worker's: pull it) and whether an editor wants a fresh scene map."""
     health = record_heartbeat(session, camera, heartbeat, body_bytes)
+    version = camera_config.current_version(session, camera)
+    wanted = camera.scene_map_requested_at is not None
     session.commit()
     return HeartbeatResult(
-        camera_id=camera.id, received_at=health.received_at, config_version=camera.config_version
+        camera_id=camera.id,
+        received_at=health.received_at,
+        config_version=version,
+        scene_map_wanted=wanted,
+    )
+
+
+@router.get(
+    "/device/config",
+    operation_id="get_device_config",
+    summary="The camera's newest configuration",
+    response_model=DeviceConfig,
+    responses=error_responses(401, 404, 429, 503),
+)
+def get_device_config(camera: DeviceDep, session: SessionDep) -> DeviceConfig:
+    """Lines, zones, calibration, interval and classes the worker should count with. 404 when
+    the API stores no configuration for the camera (the worker keeps its site file's)."""
+    record = camera_config.require_config(session, camera.id)
+    return DeviceConfig(
+        camera_id=camera.id, version=record.version, setup=camera_config.setup_of(record)
     )

@@ -6,8 +6,9 @@ conflicts (the first version stays, the caller is told with a 409). New reports 
 batch are stored either way, so a device that drops a batch after a 409 loses nothing new.
 
 The reports a batch would add are checked before anything is stored, and a batch with any
-problem is refused whole (422, every problem named). The caller owns the transaction: nothing
-here commits.
+problem is refused whole (422, every problem named). A report is checked against the
+configuration version it was counted with when the API stores that version (its `Layout`),
+else against the camera's registration. The caller owns the transaction: nothing here commits.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,13 +30,17 @@ from api.models import (
     CountRecord,
     DeviceHealth,
     IntervalReportRecord,
+    MovementRecord,
+    UnmatchedRecord,
     ZoneRecord,
 )
-from api.schemas import IngestResult, ReportResult
+from api.schemas import IngestResult, ReportResult, direction_labels
+from api.services.camera_config import stored_setups
 from api.services.errors import ForbiddenError, RejectedError
 from api.services.rollups import RollupDelta, bucket_start, upsert_add
 from api.settings import Settings
 from contract import INTERVAL_CHOICES_S, Heartbeat, IntervalReport
+from contract.camera import CameraSetup
 
 MAX_PROBLEMS = 10
 LONGEST_INTERVAL_S = max(INTERVAL_CHOICES_S)
@@ -136,13 +141,73 @@ def where(report: IntervalReport) -> str:
     return f"report {report.report_id} ({stamp(report.interval_start)})"
 
 
-def length_problems(camera: Camera, reports: list[IntervalReport]) -> Iterator[str]:
-    """A report's length must be the camera's: coverage and rollups assume one length."""
-    for report in reports:
-        if report.interval_seconds != camera.interval_seconds:
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What a report may say: its interval length and the lines (with their direction labels)
+    and zones it may name. That of the configuration version the report was counted with when
+    the API stores that version, else the camera's registration: reports counted before a
+    switch are still accepted after it."""
+
+    camera_id: str
+    version: int | None
+    """None: the camera's registration."""
+    interval_seconds: int
+    directions: Mapping[str, frozenset[str]]
+    zones: frozenset[str]
+
+    @classmethod
+    def registered(cls, camera: Camera) -> Layout:
+        return cls(
+            camera.id,
+            None,
+            camera.interval_seconds,
+            {line.name: frozenset(line.directions.values()) for line in camera.lines},
+            frozenset(zone.name for zone in camera.zones),
+        )
+
+    @classmethod
+    def configured(cls, camera_id: str, version: int, setup: CameraSetup) -> Layout:
+        return cls(
+            camera_id,
+            version,
+            setup.interval_seconds,
+            {x.name: frozenset(direction_labels(x.direction_names).values()) for x in setup.lines},
+            frozenset(zone.name for zone in setup.zones),
+        )
+
+    @property
+    def owner(self) -> str:
+        """Whose lines and zones these are, for messages."""
+        if self.version is None:
+            return f"camera {self.camera_id!r}"
+        return f"camera {self.camera_id!r} (configuration version {self.version})"
+
+    @property
+    def interval_name(self) -> str:
+        if self.version is None:
+            return f"camera {self.camera_id!r}'s registered interval"
+        return f"camera {self.camera_id!r}'s interval in configuration version {self.version}"
+
+
+def layouts_of(session: Session, camera: Camera, reports: list[IntervalReport]) -> list[Layout]:
+    """Each report's layout, in batch order."""
+    setups = stored_setups(
+        session, camera.id, {r.config_version for r in reports if r.config_version is not None}
+    )
+    layouts: dict[int | None, Layout] = {
+        v: Layout.configured(camera.id, v, setup) for v, setup in setups.items()
+    }
+    registered = Layout.registered(camera)
+    return [layouts.get(r.config_version, registered) for r in reports]
+
+
+def length_problems(reports: list[IntervalReport], layouts: list[Layout]) -> Iterator[str]:
+    """A report's length must be its layout's: coverage and rollups assume one length."""
+    for report, layout in zip(reports, layouts, strict=True):
+        if report.interval_seconds != layout.interval_seconds:
             yield (
                 f"{where(report)}: interval_seconds {report.interval_seconds} differs from"
-                f" camera {camera.id!r}'s registered interval of {camera.interval_seconds} s"
+                f" {layout.interval_name} of {layout.interval_seconds} s"
             )
 
 
@@ -153,35 +218,63 @@ def window_problems(window: AcceptWindow, reports: list[IntervalReport]) -> Iter
 
 
 def overlap_problems(
-    session: Session, camera: Camera, window: AcceptWindow, reports: list[IntervalReport]
+    session: Session,
+    camera: Camera,
+    window: AcceptWindow,
+    reports: list[IntervalReport],
+    layouts: list[Layout],
 ) -> Iterator[str]:
-    """A report must not overlap a stored one of another length (left from before the camera's
-    interval changed): both would count the same seconds, and coverage would exceed 1.
+    """A report must not overlap another of another length, stored (left from before the
+    camera's interval changed) or in the same batch (counted on both sides of a switch): both
+    would count the same seconds, and coverage would exceed 1.
 
-    Only reports of the camera's length inside the window are checked (the others are refused
-    anyway, and the window bounds the query), so the batch itself holds one length, and
-    aligned intervals of one length never overlap.
+    Only reports of their layout's length inside the window are checked (the others are
+    refused anyway, and the window bounds the queries). Aligned intervals of one length never
+    overlap, so each length meets the stored reports of the other lengths.
     """
     fitting = [
         r
-        for r in reports
-        if r.interval_seconds == camera.interval_seconds and window.problem(r) is None
+        for r, layout in zip(reports, layouts, strict=True)
+        if r.interval_seconds == layout.interval_seconds and window.problem(r) is None
     ]
-    if not fitting:
-        return
-    starts = [epoch(r) for r in fitting]
+    yield from batch_overlaps(fitting)
+    for length in sorted({r.interval_seconds for r in fitting}):
+        group = [r for r in fitting if r.interval_seconds == length]
+        yield from stored_overlaps(session, camera, length, group)
+
+
+def batch_overlaps(reports: list[IntervalReport]) -> Iterator[str]:
+    """Reports of the batch that overlap an earlier one of it (new reports have distinct
+    starts, so any overlap is between two lengths)."""
+    reaching: IntervalReport | None = None  # the report seen so far that ends last
+    for report in sorted(reports, key=epoch):
+        if reaching is not None and epoch(report) < end_of(reaching):
+            yield (
+                f"{where(report)}: overlaps the {reaching.interval_seconds}-s report from"
+                f" {stamp(reaching.interval_start)} in the same batch; a camera's intervals"
+                " must not overlap"
+            )
+        if reaching is None or end_of(report) > end_of(reaching):
+            reaching = report
+
+
+def stored_overlaps(
+    session: Session, camera: Camera, length: int, reports: list[IntervalReport]
+) -> Iterator[str]:
+    """Reports of one length that overlap a stored report of another length."""
+    starts = [epoch(r) for r in reports]
     stored = session.execute(
         select(IntervalReportRecord.interval_start_s, IntervalReportRecord.interval_seconds)
         .where(
             IntervalReportRecord.camera_id == camera.id,
-            IntervalReportRecord.interval_seconds != camera.interval_seconds,
+            IntervalReportRecord.interval_seconds != length,
             IntervalReportRecord.interval_start_s > min(starts) - LONGEST_INTERVAL_S,
-            IntervalReportRecord.interval_start_s < max(starts) + camera.interval_seconds,
+            IntervalReportRecord.interval_start_s < max(starts) + length,
         )
         .order_by(IntervalReportRecord.interval_start_s)
     ).all()
     stored_starts = [start for start, _ in stored]
-    for report, start in zip(fitting, starts, strict=True):
+    for report, start in zip(reports, starts, strict=True):
         end = start + report.interval_seconds
         candidates = stored[
             bisect_right(stored_starts, start - LONGEST_INTERVAL_S) : bisect_left(
@@ -197,28 +290,34 @@ def overlap_problems(
             )
 
 
-def label_problems(camera: Camera, reports: list[IntervalReport]) -> Iterator[str]:
-    """Every line, direction and zone must be one the camera is registered with."""
-    directions = {line.name: set(line.directions.values()) for line in camera.lines}
-    zones = {zone.name for zone in camera.zones}
-    for report in reports:
-        for row in report.counts:
-            if row.line not in directions:
-                yield (
-                    f"{where(report)}: camera {camera.id!r} has no line {row.line!r}"
-                    f" (lines: {', '.join(sorted(directions)) or 'none'})"
-                )
-            elif row.direction not in directions[row.line]:
-                yield (
-                    f"{where(report)}: line {row.line!r} has no direction {row.direction!r}"
-                    f" (directions: {', '.join(sorted(directions[row.line]))})"
-                )
-        for z in report.zones:
-            if z.zone not in zones:
-                yield (
-                    f"{where(report)}: camera {camera.id!r} has no zone {z.zone!r}"
-                    f" (zones: {', '.join(sorted(zones)) or 'none'})"
-                )
+def label_problems(reports: list[IntervalReport], layouts: list[Layout]) -> Iterator[str]:
+    """Every line, direction, zone and gate must be one of the report's layout."""
+    for report, layout in zip(reports, layouts, strict=True):
+        for problem in report_label_problems(report, layout):
+            yield f"{where(report)}: {problem}"
+
+
+def report_label_problems(report: IntervalReport, layout: Layout) -> Iterator[str]:
+    directions = layout.directions
+    lines = ", ".join(sorted(directions)) or "none"
+    for row in report.counts:
+        if row.line not in directions:
+            yield f"{layout.owner} has no line {row.line!r} (lines: {lines})"
+        elif row.direction not in directions[row.line]:
+            yield (
+                f"line {row.line!r} of {layout.owner} has no direction {row.direction!r}"
+                f" (directions: {', '.join(sorted(directions[row.line]))})"
+            )
+    for z in report.zones:
+        if z.zone not in layout.zones:
+            yield (
+                f"{layout.owner} has no zone {z.zone!r}"
+                f" (zones: {', '.join(sorted(layout.zones)) or 'none'})"
+            )
+    gates = [g for m in report.movements for g in (m.origin, m.destination)]
+    for gate in dict.fromkeys([*gates, *(u.gate for u in report.unmatched)]):
+        if gate not in directions:
+            yield f"{layout.owner} has no line {gate!r} to be a gate (lines: {lines})"
 
 
 def refuse_problems(problems: list[str]) -> None:
@@ -257,12 +356,13 @@ def ingest_batch(
     prepared = [PreparedReport.of(r) for r in reports]
     results, fresh = classify(session, prepared)
     new = [item.report for item in fresh]
+    layouts = layouts_of(session, camera, new)
     refuse_problems(
         [
-            *length_problems(camera, new),
+            *length_problems(new, layouts),
             *window_problems(window, new),
-            *overlap_problems(session, camera, window, new),
-            *label_problems(camera, new),
+            *overlap_problems(session, camera, window, new, layouts),
+            *label_problems(new, layouts),
         ]
     )
     now = datetime.now(UTC)
@@ -325,7 +425,13 @@ def insert_reports(
     """Bulk-insert reports (with their share of the body's bytes), rows and rollups."""
     if not fresh:
         return
-    report_rows, count_rows, zone_rows = [], [], []
+    report_rows: list[dict[str, Any]] = []
+    rows: dict[type, list[dict[str, Any]]] = {
+        CountRecord: [],
+        ZoneRecord: [],
+        MovementRecord: [],
+        UnmatchedRecord: [],
+    }
     delta = RollupDelta()
     for item in fresh:
         report = item.report
@@ -343,17 +449,19 @@ def insert_reports(
                 "payload_sha256": item.digest,
                 "received_at": received_at,
                 "wire_bytes": (wire_bytes or {}).get(report.report_id),
+                "config_version": report.config_version,
             }
             | report.health.model_dump()
         )
-        count_rows += [key | row.model_dump() for row in report.counts]
-        zone_rows += [key | row.model_dump() for row in report.zones]
+        rows[CountRecord] += [key | row.model_dump() for row in report.counts]
+        rows[ZoneRecord] += [key | row.model_dump() for row in report.zones]
+        rows[MovementRecord] += [key | row.model_dump() for row in report.movements]
+        rows[UnmatchedRecord] += [key | row.model_dump() for row in report.unmatched]
         delta.add(report)
     session.execute(insert(IntervalReportRecord), report_rows)
-    if count_rows:
-        session.execute(insert(CountRecord), count_rows)
-    if zone_rows:
-        session.execute(insert(ZoneRecord), zone_rows)
+    for model, values in rows.items():
+        if values:
+            session.execute(insert(model), values)
     delta.apply(session)
 
 
@@ -378,6 +486,8 @@ def record_heartbeat(
     health.dropped_reports = heartbeat.dropped_reports
     health.dead_lettered_reports = heartbeat.dead_lettered_reports
     health.config_version = heartbeat.config_version
+    pull = heartbeat.config_pull
+    health.config_pull = pull.model_dump(mode="json") if pull is not None else None
     health.streams = [s.model_dump() for s in heartbeat.streams]
     software = heartbeat.software
     health.software_version = software.version if software else None
@@ -393,3 +503,7 @@ def record_heartbeat(
 
 def epoch(report: IntervalReport) -> int:
     return int(report.interval_start.timestamp())
+
+
+def end_of(report: IntervalReport) -> int:
+    return epoch(report) + report.interval_seconds

@@ -8,7 +8,7 @@ from api.responses import MapTiles, Meta
 from api.services.grid import BUCKET_SECONDS, MAX_BUCKETS
 from api.services.open_data import licence
 from api.settings import Settings
-from contract import HEAVY_VEHICLE_CLASSES, VEHICLE_CLASSES
+from contract import HEAVY_VEHICLE_CLASSES, INTERVAL_CHOICES_S, VEHICLE_CLASSES
 
 
 def meta(settings: Settings) -> Meta:
@@ -19,6 +19,7 @@ def meta(settings: Settings) -> Meta:
         heavy_vehicle_classes=sorted(HEAVY_VEHICLE_CLASSES),
         buckets=dict(BUCKET_SECONDS),
         max_buckets=MAX_BUCKETS,
+        interval_choices=list(INTERVAL_CHOICES_S),
         licence=licence(settings),
         open_data={
             "catalog": "/api/v1/open/catalog.json",

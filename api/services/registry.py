@@ -11,7 +11,8 @@ from api.models import Camera, CameraRollup, CountLine, LineRollup, Site, User, 
 from api.schemas import CameraIn, LineIn, SiteIn, SiteUpdate, ZoneIn
 from api.services.audit import CLI, Origin
 from api.services.errors import AlreadyExistsError, ForbiddenError, NotFoundError
-from contract.site import Camera as ConfiguredCamera
+from api.services.scope import Audience
+from contract.camera import CameraSetup
 
 
 class SiteInUseError(AlreadyExistsError):
@@ -114,6 +115,15 @@ def register_camera(
     if camera is None:
         camera = Camera(id=spec.id, created_at=datetime.now(UTC))
         session.add(camera)
+    apply_registration(session, camera, spec)
+    details = spec.model_dump(mode="json", exclude={"id"})
+    origin.record(session, action, spec.id, details)
+    return camera
+
+
+def apply_registration(session: Session, camera: Camera, spec: CameraIn) -> None:
+    """Make the camera's registry entry what `spec` says: its interval, lines and zones are
+    what ingest checks reports against (a stored configuration version lands here too)."""
     camera.site_id = spec.site_id
     camera.name = spec.name or spec.id
     camera.interval_seconds = spec.interval_seconds
@@ -123,22 +133,21 @@ def register_camera(
     camera.lines = [CountLine(name=x.name, directions=x.directions()) for x in spec.lines]
     camera.zones = [Zone(name=z.name, lanes=z.lanes, length_m=z.length_m) for z in spec.zones]
     session.flush()
-    details = spec.model_dump(mode="json", exclude={"id"})
-    origin.record(session, action, spec.id, details)
-    return camera
 
 
-def camera_from_config(configured: ConfiguredCamera, site_id: str, config_version: int) -> CameraIn:
-    """The registry's view of a camera in a worker's site config (its stream URL stays there)."""
+def camera_from_setup(
+    camera_id: str, site_id: str, setup: CameraSetup, config_version: int, name: str = ""
+) -> CameraIn:
+    """The registry's view of a camera set-up: names, direction labels, lanes and lengths
+    (the geometry stays in the set-up, and a site file's stream URL on the device)."""
     return CameraIn(
-        id=configured.id,
+        id=camera_id,
         site_id=site_id,
-        interval_seconds=configured.interval_seconds,
+        name=name,
+        interval_seconds=setup.interval_seconds,
         config_version=config_version,
-        lines=[
-            LineIn(name=x.name, direction_names=dict(x.direction_names)) for x in configured.lines
-        ],
-        zones=[ZoneIn(name=z.name, lanes=z.lanes, length_m=z.length_m) for z in configured.zones],
+        lines=[LineIn(name=x.name, direction_names=dict(x.direction_names)) for x in setup.lines],
+        zones=[ZoneIn(name=z.name, lanes=z.lanes, length_m=z.length_m) for z in setup.zones],
     )
 
 
@@ -147,4 +156,21 @@ def require_camera(session: Session, camera_id: str) -> Camera:
     camera = session.get(Camera, camera_id)
     if camera is None:
         raise NotFoundError(f"camera {camera_id!r} does not exist")
+    return camera
+
+
+def require_visible_camera(session: Session, audience: Audience, camera_id: str) -> Camera:
+    """The camera when the audience may see its site; otherwise the same 404 as for a camera
+    that does not exist, so a restricted reader learns nothing about other sites."""
+    camera = session.get(Camera, camera_id)
+    if camera is None or not audience.may_see(camera.site):
+        raise NotFoundError(f"camera {camera_id!r} does not exist")
+    return camera
+
+
+def require_manageable_camera(session: Session, origin: Origin, camera_id: str) -> Camera:
+    """The camera when the caller may change its site (404 when it does not exist, 403 when
+    it is on a site the caller's account may not manage)."""
+    camera = require_camera(session, camera_id)
+    require_manageable(origin, camera.site_id)
     return camera

@@ -29,7 +29,9 @@ from api.services.login import SESSION_COOKIE
 from api.settings import Settings
 
 schema = schemathesis.pytest.from_fixture("api_schema")
-DEVICE_PATHS = frozenset({"/api/v1/reports", "/api/v1/heartbeat"})
+DEVICE_PATHS = frozenset(
+    {"/api/v1/reports", "/api/v1/heartbeat", "/api/v1/device/config", "/api/v1/device/scene-map"}
+)
 AUTH_PREFIX = "/api/v1/auth/"
 
 

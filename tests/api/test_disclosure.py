@@ -165,6 +165,7 @@ def test_meta_stays_anonymous_and_holds_constants_only(client: TestClient) -> No
         "heavy_vehicle_classes",
         "buckets",
         "max_buckets",
+        "interval_choices",
         "licence",
         "open_data",
         "map",

@@ -24,7 +24,7 @@ from api.models import IntervalReportRecord
 from api.services import registry, tokens
 from api.services.ingest import apportion
 from api.services.register import MASK, WIRE_SCHEMA
-from api.services.registry import camera_from_config
+from api.services.registry import camera_from_setup
 from contract import VEHICLE_CLASSES, IntervalReport
 from contract.schema import REPORT_BATCH
 from contract.site import Camera as ConfiguredCamera
@@ -401,7 +401,8 @@ def test_nothing_secret_is_in_any_register_response(
         }
     )
     with session_scope(client.app.state.session_factory) as session:
-        registry.register_camera(session, camera_from_config(configured, reg.site, 1))
+        spec = camera_from_setup(configured.id, reg.site, configured, 1)
+        registry.register_camera(session, spec)
         extra = tokens.issue_device_token(session, settings.secret_key, configured.id)
     account = add_account(settings, "admin")
     login = client.post(

@@ -166,6 +166,7 @@ class OpenTab(Protocol):
         base_url: str | None = None,
         viewport: dict[str, int] = LAPTOP,
         expect_console: str | None = None,
+        has_touch: bool = False,
     ) -> Page: ...
 
 
@@ -185,12 +186,14 @@ def open_tab(browser: Browser, seeded: Seeded) -> Iterator[OpenTab]:
         base_url: str | None = None,
         viewport: dict[str, int] = LAPTOP,
         expect_console: str | None = None,
+        has_touch: bool = False,
     ) -> Page:
         context = browser.new_context(
             viewport=viewport,
             timezone_id=BROWSER_TZ,
             base_url=base_url or seeded.base_url,
             accept_downloads=True,
+            has_touch=has_touch,
         )
         contexts.append(context)
         context.add_init_script(CSP_WATCH)

@@ -106,6 +106,8 @@ cameras:
       - name: merged
         points: [[0.1, 0.5], [0.9, 0.5]]
         direction_names: {down: both, up: both}
+      - name: beyond
+        points: [[0.1, 0.7], [1.5, 0.7]]
     zones:
       - name: bowtie
         polygon: [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]
@@ -143,6 +145,7 @@ def test_check_config_reports_every_run_time_mistake_at_its_place(tmp_path: Path
         "cameras.0.zones.0": "not simple",
         "cameras.0.calibration": "degenerate",
         "cameras.1.zones.0": "zero area",
+        "cameras.0": "line 'beyond': point (1.5, 0.7) is outside 0-1",
     }
     for where, what in expected.items():
         assert any(where in line and what in line for line in bad.stderr.splitlines()), (

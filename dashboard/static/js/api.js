@@ -16,6 +16,7 @@ export class ApiError extends Error {
     }
     super(text);
     this.status = status;
+    this.detail = detail;
     this.fields = fields;
   }
 }

@@ -1,11 +1,15 @@
-// Site view: counts per line and direction, class mix, peak hour, hour-of-week and congestion.
+// Site view: counts per line and direction, class mix, peak hour, hour-of-week and congestion,
+// and each camera with its latest manual validation (and, for editors, set-up and validation).
 import { getJSON } from '../api.js';
 import { chartFigure, drawBars, drawHeatmap, drawSeries } from '../charts.js';
-import { card, h, message, number, percent, section } from '../dom.js';
-import { localRange } from '../state.js';
-import { durationWords, localClock, localStamp } from '../time.js';
+import { card, h, message, number, percent, section, table } from '../dom.js';
+import { localRange, mayOpen, toQuery } from '../state.js';
+import { ago, durationWords, localClock, localStamp } from '../time.js';
+import { cameraName, scored, validationSummary } from './tally.js';
 
 const LEVELS = ['A', 'B', 'C', 'D', 'E', 'F'];
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const TREND_LENGTH = 10;
 
 /** Local start and end labels of each bucket of `seconds`, in the site's timezone. */
 export function bucketLabels(buckets, seconds, timeZone) {
@@ -121,6 +125,71 @@ async function loadZones(figures, params, [bucket, seconds], timeZone) {
   }
 }
 
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, value);
+  el.append(...children.filter(Boolean));
+  return el;
+}
+
+/**
+ * A small line of accuracies, oldest first, drawn from 100 % down to 50 % (or the lowest one,
+ * when lower: typical accuracies differ by a few points); its label reads the numbers.
+ */
+export function sparkline(shares, label) {
+  const [width, height, pad] = [84, 24, 3];
+  const low = Math.min(0.5, ...shares);
+  const x = (i) => (shares.length === 1 ? width / 2 : pad + (i * (width - 2 * pad)) / (shares.length - 1));
+  const y = (share) => pad + ((1 - Math.min(1, share)) / (1 - low)) * (height - 2 * pad);
+  const points = shares.map((share, i) => `${x(i).toFixed(1)},${y(share).toFixed(1)}`).join(' ');
+  return svg('svg', { class: 'sparkline', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': label },
+    svg('title', {}, label),
+    shares.length > 1 ? svg('polyline', { points }) : null,
+    svg('circle', { cx: x(shares.length - 1), cy: y(shares.at(-1)), r: 2.5 }));
+}
+
+/** The last validations' accuracies, oldest first, as a sparkline that names them. */
+function trendCell(validations) {
+  const shares = validations.slice(0, TREND_LENGTH).map((v) => v.accuracy).reverse();
+  if (!shares.length) return '–';
+  const label = `Accuracy of the last ${shares.length === 1 ? 'validation' : `${shares.length} validations`}, oldest first: ${shares.map(percent).join(', ')}`;
+  return h('span', { class: 'trend' }, sparkline(shares, label));
+}
+
+function commissioningLinks(state, camera) {
+  const link = (page, text) => h('a', {
+    href: toQuery({ ...state, page, camera: camera.id }), dataset: { route: '' }, 'aria-label': `${text} ${camera.id}`,
+  }, text);
+  return h('span', { class: 'row-actions' }, link('setup', 'Set up'), ' ', link('tally', 'Validate'));
+}
+
+function cameraRow(camera, validations, timeZone, links) {
+  const latest = Array.isArray(validations) ? scored(validations) : null;
+  return [
+    cameraName(camera),
+    h('span', { class: `status status-${camera.status}` }, camera.status),
+    camera.last_seen_at ? `${localStamp(camera.last_seen_at, timeZone)} (${ago(camera.last_seen_at)})` : 'never',
+    latest ? (latest.length ? validationSummary(latest[0], timeZone) : 'none yet') : `could not load: ${validations.message}`,
+    latest ? trendCell(latest) : '–',
+    ...(links ? [links(camera)] : []),
+  ];
+}
+
+/** Each camera with its status, latest validation and accuracy trend. */
+async function loadCameras(slot, info, state, app) {
+  if (!info.cameras.length) {
+    slot.replaceChildren(message('empty', 'This site has no cameras.'));
+    return;
+  }
+  const histories = await Promise.all(info.cameras.map((camera) =>
+    getJSON(`/api/v1/cameras/${encodeURIComponent(camera.id)}/validations`).catch((error) => error)));
+  // Editors see only sites they may manage (a restricted account sees no others).
+  const links = mayOpen(app.me.role, 'tally') ? (camera) => commissioningLinks(state, camera) : null;
+  slot.replaceChildren(table('Cameras, with their latest manual validation (site time)',
+    ['Camera', 'Status', 'Last seen', 'Latest validation', 'Accuracy trend', ...(links ? ['Commissioning'] : [])],
+    info.cameras.map((camera, i) => cameraRow(camera, histories[i], info.timezone, links))));
+}
+
 export default async function site(page, state, sites, app) {
   const info = sites.find((s) => s.id === state.site);
   if (!info) {
@@ -140,6 +209,7 @@ export default async function site(page, state, sites, app) {
     speed: chartFigure('speed', 'Speed', 'km/h'),
     los: chartFigure('los', 'Level of service', 'LOS A–F'),
   };
+  const cameras = h('div', { class: 'cameras' }, message('loading', 'Loading…'));
   page.append(
     h('header', { class: 'page-head' },
       h('h1', {}, info.name),
@@ -148,11 +218,13 @@ export default async function site(page, state, sites, app) {
     section('Counts', counts.el),
     h('div', { class: 'two-up' }, section('Vehicle classes', classes.el), section('Weekly pattern', heatmap.el)),
     section('Congestion', h('div', { class: 'grid-charts' }, zones.occupancy.el, zones.speed.el, zones.los.el)),
+    section('Cameras', cameras),
   );
   await Promise.all([
     loadSummary(cards, classes, params, timeZone),
     loadCounts(counts, { ...params, group_by: 'line,direction' }, bucket, timeZone, (s) => `${s.line} ${s.direction}`),
     loadHourOfWeek(heatmap, params),
     loadZones(zones, params, bucket, timeZone),
+    loadCameras(cameras, info, state, app),
   ]);
 }

@@ -1,0 +1,306 @@
+"""Validation sessions: a person tallies vehicles at the roadside, the camera counts the same
+window, and the two are compared per line, direction and class.
+
+The window is whole report intervals from the next interval boundary, so the camera's counts
+for it are whole stored reports (no pro-rating). The result is computed from what is stored;
+it is final once every interval of the window has a report, and until then it says how much
+of the window the stored reports cover (a late report is a gap, never a zero).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from api.commissioning_schemas import (
+    ResultRow,
+    ValidationLine,
+    ValidationOut,
+    ValidationResult,
+    ValidationStatus,
+    result_of,
+)
+from api.models import (
+    Camera,
+    CameraConfig,
+    CountLine,
+    CountRecord,
+    IntervalReportRecord,
+    ValidationSession,
+)
+from api.services.audit import CLI_ACTOR, Origin
+from api.services.errors import AlreadyExistsError, NotFoundError, RejectedError
+from api.services.scope import Audience
+from contract import VEHICLE_CLASSES, VehicleClass
+from contract.camera import CameraSetup
+
+AXES = (("down", "up"), ("left", "right"))
+"""A line is crossed along one of these: horizontal lines down/up, vertical ones left/right."""
+MAX_PROBLEMS = 10
+TallyKey = tuple[str, str, str]
+
+
+class SessionStateError(AlreadyExistsError):
+    """The session's state does not allow this (a 409): it is no longer open, or its window
+    has not ended yet."""
+
+
+def window_for(now: datetime, interval_s: int, minutes: int) -> tuple[int, int]:
+    """Start and end (epoch seconds) of `minutes` rounded up to whole intervals, from the
+    first interval boundary at or after `now`."""
+    first = -(-math.ceil(now.timestamp()) // interval_s) * interval_s
+    intervals = -(-minutes * 60 // interval_s)
+    return first, first + intervals * interval_s
+
+
+def tally_directions(directions: Mapping[str, str]) -> list[str]:
+    """The labels a line can report: a renamed direction tells its axis; with none renamed,
+    both axes (the registry has no geometry to tell which one the line lies across)."""
+    named = [axis for axis in AXES if any(directions.get(g, g) != g for g in axis)]
+    return [directions.get(g, g) for axis in named or AXES for g in axis]
+
+
+def counted_classes(session: Session, camera_id: str) -> tuple[VehicleClass, ...]:
+    """The classes the camera's newest stored set-up counts (every class without one)."""
+    setup = session.scalars(
+        select(CameraConfig.setup)
+        .where(CameraConfig.camera_id == camera_id)
+        .order_by(CameraConfig.version.desc())
+        .limit(1)
+    ).first()
+    return CameraSetup.model_validate(setup).counted_classes() if setup else VEHICLE_CLASSES
+
+
+class TallySheet:
+    """What a camera's tally may hold: its lines, their directions and its classes."""
+
+    def __init__(self, lines: Sequence[CountLine], classes: Sequence[VehicleClass]) -> None:
+        self.lines = [
+            ValidationLine(line=x.name, directions=tally_directions(x.directions)) for x in lines
+        ]
+        self.classes = list(classes)
+        self.keys: list[TallyKey] = [
+            (x.line, d, c) for x in self.lines for d in x.directions for c in self.classes
+        ]
+
+    @classmethod
+    def of(cls, session: Session, camera: Camera) -> TallySheet:
+        return cls(camera.lines, counted_classes(session, camera.id))
+
+    def problems(self, manual: Mapping[str, int]) -> list[str]:
+        """Keys the camera does not count: a line, direction or class it lacks."""
+        known = {"/".join(key) for key in self.keys}
+        return [
+            f"{key!r} is not a line/direction/class of this camera"
+            for key in manual
+            if key not in known
+        ]
+
+
+def open_session(
+    session: Session, camera: Camera, minutes: int, origin: Origin, now: datetime
+) -> ValidationSession:
+    """A session whose window starts at the camera's next interval boundary."""
+    starts, ends = window_for(now, camera.interval_seconds, minutes)
+    record = ValidationSession(
+        camera_id=camera.id,
+        starts_at_s=starts,
+        ends_at_s=ends,
+        status="open",
+        created_by=origin.principal.actor if origin.principal else CLI_ACTOR,
+        created_at=now,
+        manual={},
+    )
+    session.add(record)
+    session.flush()
+    origin.record(
+        session,
+        "validation.create",
+        camera.id,
+        {"session": record.id, "starts_at_s": starts, "ends_at_s": ends},
+    )
+    return record
+
+
+def require_session(
+    session: Session, audience: Audience, session_id: int
+) -> tuple[ValidationSession, Camera]:
+    """The session and its camera when the audience may see the camera's site; otherwise the
+    same 404 as for a session that does not exist."""
+    record = session.get(ValidationSession, session_id)
+    camera = session.get(Camera, record.camera_id) if record is not None else None
+    if record is None or camera is None or not audience.may_see(camera.site):
+        raise NotFoundError(f"validation session {session_id} does not exist")
+    return record, camera
+
+
+def split_key(key: str) -> TallyKey:
+    """``line/direction/class`` as its three parts (the tally's keys are checked on saving)."""
+    line, direction, vehicle_class = key.split("/")
+    return line, direction, vehicle_class
+
+
+def require_open(record: ValidationSession) -> None:
+    if record.status != "open":
+        raise SessionStateError(f"validation session {record.id} is {record.status}")
+
+
+def save_tally(record: ValidationSession, sheet: TallySheet, manual: Mapping[str, int]) -> None:
+    """Replace the whole tally (the page sends it after every tap, so a resend is harmless)."""
+    require_open(record)
+    problems = sheet.problems(manual)
+    if problems:
+        raise RejectedError("; ".join(problems[:MAX_PROBLEMS]))
+    record.manual = dict(sorted(manual.items()))
+
+
+def finish_session(
+    session: Session, record: ValidationSession, sheet: TallySheet, origin: Origin, now: datetime
+) -> None:
+    """Close the tally and compare it; only after the window, which the tally has to cover."""
+    require_open(record)
+    if now.timestamp() < record.ends_at_s:
+        ends = datetime.fromtimestamp(record.ends_at_s, UTC).isoformat()
+        raise SessionStateError(
+            f"validation session {record.id} counts until {ends}; finish it after that, or"
+            " cancel it"
+        )
+    record.status, record.finished_at = "finished", now
+    result = settle(session, record, sheet)
+    origin.record(
+        session,
+        "validation.finish",
+        record.camera_id,
+        {
+            "session": record.id,
+            "manual_total": result.manual_total,
+            "automatic_total": result.automatic_total,
+            "accuracy": record.accuracy,
+            "complete": result.complete,
+        },
+    )
+
+
+def cancel_session(
+    session: Session, record: ValidationSession, origin: Origin, now: datetime
+) -> None:
+    """Drop the tally's comparison: nothing is computed for a cancelled session."""
+    require_open(record)
+    record.status, record.finished_at = "cancelled", now
+    origin.record(session, "validation.cancel", record.camera_id, {"session": record.id})
+
+
+def settle(session: Session, record: ValidationSession, sheet: TallySheet) -> ValidationResult:
+    """A finished session's result: stored once complete (final), recomputed until then as
+    late reports arrive."""
+    stored = result_of(record.result)
+    if stored is not None and stored.complete:
+        return stored
+    result = compare(session, record, sheet)
+    record.result = result.model_dump(mode="json")
+    record.accuracy = accuracy(result.manual_total, result.automatic_total)
+    return result
+
+
+def accuracy(manual_total: int, automatic_total: int) -> float | None:
+    """1 - |automatic - manual| / manual; None when nothing was counted by hand."""
+    if manual_total == 0:
+        return None
+    return 1 - abs(automatic_total - manual_total) / manual_total
+
+
+def compare(session: Session, record: ValidationSession, sheet: TallySheet) -> ValidationResult:
+    """Manual against the camera's stored counts over the window, on every key of the sheet
+    and every other key either side counted."""
+    report = IntervalReportRecord
+    inside = and_(
+        report.camera_id == record.camera_id,
+        report.interval_start_s >= record.starts_at_s,
+        report.interval_start_s + report.interval_seconds <= record.ends_at_s,
+    )
+    watched, reported = session.execute(
+        select(
+            func.sum(report.coverage * report.interval_seconds), func.sum(report.interval_seconds)
+        ).where(inside)
+    ).one()
+    automatic = automatic_counts(session, inside)
+    manual = {split_key(key): n for key, n in record.manual.items()}
+    rows = sorted(
+        {*sheet.keys, *manual, *automatic}, key=lambda k: (k[0], k[1], VEHICLE_CLASSES.index(k[2]))
+    )
+    window = record.ends_at_s - record.starts_at_s
+    return ValidationResult(
+        rows=[
+            ResultRow(
+                line=line,
+                direction=direction,
+                vehicle_class=vehicle_class,
+                manual=manual.get((line, direction, vehicle_class), 0),
+                automatic=automatic.get((line, direction, vehicle_class), 0),
+            )
+            for line, direction, vehicle_class in rows
+        ],
+        manual_total=sum(manual.values()),
+        automatic_total=sum(automatic.values()),
+        coverage=float(watched or 0) / window,
+        complete=int(reported or 0) == window,
+    )
+
+
+def automatic_counts(session: Session, inside: Any) -> dict[TallyKey, int]:
+    """The camera's counts per line, direction and class over the reports `inside` selects."""
+    row, report = CountRecord, IntervalReportRecord
+    statement = (
+        select(row.line, row.direction, row.vehicle_class, func.sum(row.count))
+        .join(
+            report,
+            and_(
+                report.camera_id == row.camera_id,
+                report.interval_start_s == row.interval_start_s,
+            ),
+        )
+        .where(inside)
+        .group_by(row.line, row.direction, row.vehicle_class)
+    )
+    counts: dict[TallyKey, int] = defaultdict(int)
+    for line, direction, vehicle_class, n in session.execute(statement):
+        counts[(line, direction, vehicle_class)] += int(n or 0)
+    return counts
+
+
+def session_out(session: Session, record: ValidationSession, sheet: TallySheet) -> ValidationOut:
+    """The session as the API shows it; a finished one's result settled first."""
+    result = settle(session, record, sheet) if record.status == "finished" else None
+    return ValidationOut(
+        id=record.id,
+        camera_id=record.camera_id,
+        starts_at=datetime.fromtimestamp(record.starts_at_s, UTC),
+        ends_at=datetime.fromtimestamp(record.ends_at_s, UTC),
+        status=cast(ValidationStatus, record.status),
+        created_by=record.created_by,
+        created_at=record.created_at,
+        finished_at=record.finished_at,
+        lines=sheet.lines,
+        classes=sheet.classes,
+        manual=record.manual,
+        result=result,
+        accuracy=record.accuracy if result is not None else None,
+    )
+
+
+def camera_sessions(session: Session, camera: Camera, limit: int) -> list[ValidationOut]:
+    """The camera's sessions, newest first."""
+    sheet = TallySheet.of(session, camera)
+    records = session.scalars(
+        select(ValidationSession)
+        .where(ValidationSession.camera_id == camera.id)
+        .order_by(ValidationSession.id.desc())
+        .limit(limit)
+    )
+    return [session_out(session, record, sheet) for record in records]
