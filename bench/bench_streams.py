@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -279,10 +278,20 @@ def _print_streams(count: int, engine: str, cameras: list[CameraRun], cores: flo
         )
 
 
-def worker_memory(clips: list[Clip], cameras: int) -> tuple[float, float]:
-    """Peak RSS (MiB) of ``python -m detector run`` with ``cameras`` file cameras, stopped
-    after WORKER_SECONDS, and how long it ran."""
+def peak_rss_mib(pid: int | str = "self") -> float:
+    """A process's resident-memory high-water mark (``VmHWM``: unlike ``ru_maxrss`` it is
+    not inherited from the parent across fork and exec)."""
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc status")
+
+
+def worker_memory(clips: list[Clip], cameras: int) -> float:
+    """Peak RSS (MiB) of ``python -m detector run`` with ``cameras`` file cameras, read just
+    before it is told to stop after WORKER_SECONDS (its memory peaks once every camera runs)."""
     with tempfile.TemporaryDirectory() as folder:
+        chosen = [clips[i % len(clips)] for i in range(cameras)]
         config = {
             "site": "bench",
             "model": {"path": str(MODEL)},
@@ -290,45 +299,44 @@ def worker_memory(clips: list[Clip], cameras: int) -> tuple[float, float]:
             "cameras": [
                 {
                     "id": f"cam-{i}",
-                    "source": str(VIDEO / clips[i % len(clips)].name),
-                    "reference_resolution": list(clips[i % len(clips)].native),
+                    "source": str(VIDEO / clip.name),
+                    "plays": 0,  # replayed until stopped
+                    "reference_resolution": list(clip.native),
                     "lines": [
                         {"name": line["name"], "points": [line["coords"][:2], line["coords"][2:]]}
-                        for line in clips[i % len(clips)].lines
+                        for line in clip.lines
                     ],
                 }
-                for i in range(cameras)
+                for i, clip in enumerate(chosen)
             ],
         }
         path = Path(folder) / "site.yaml"
         path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        started = time.perf_counter()
         process = subprocess.Popen(
             [sys.executable, "-m", "detector", "run", "--config", str(path)],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        try:
-            process.wait(WORKER_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGINT)
-            process.wait(60)
-        ran = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return peak_kib / 1024, ran
+        time.sleep(WORKER_SECONDS)
+        peak = peak_rss_mib(process.pid)
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    return peak
 
 
 def import_cost() -> tuple[float, float]:
     """Seconds and peak RSS (MiB) of a process that imports what ``count`` imports."""
     script = (
-        "import resource, time; t = time.perf_counter(); import detector.cli, detector.engine; "
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "import time; t = time.perf_counter(); import detector.cli, detector.engine; "
+        "took = time.perf_counter() - t; "
+        "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')); "
+        "print(took, int(hwm.split()[1]) / 1024)"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.split()
-    return float(out[0]), float(out[1]) / 1024
+    return float(out[0]), float(out[1])
 
 
 def main() -> None:

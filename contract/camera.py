@@ -75,6 +75,16 @@ class CountLine(ConfigModel):
             raise ValueError(f"line {self.name!r}: " + "; ".join(problems))
         return self
 
+    def crossing_directions(
+        self, scale: tuple[float, float] = (1.0, 1.0)
+    ) -> tuple[GeometricDirection, GeometricDirection]:
+        """The two geometric directions the line is crossed in once scaled to frame pixels:
+        down/up across a line that runs more across the frame than down it, else left/right
+        (the worker's counting rule; relative coordinates need the frame's scale)."""
+        (x1, y1), (x2, y2) = self.points
+        across, down = abs(x2 - x1) * scale[0], abs(y2 - y1) * scale[1]
+        return ("down", "up") if across >= down else ("left", "right")
+
 
 class Calibration(ConfigModel):
     """Image points and their ground positions in metres: a homography for speed and length.

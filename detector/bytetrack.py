@@ -108,7 +108,8 @@ class _Track:
 
     def follow(self, detection: _Track, frame_id: int) -> None:
         """Update with a matched detection (a lost track is found again the same way)."""
-        assert self.mean is not None and self.covariance is not None  # noqa: PT018
+        assert self.mean is not None
+        assert self.covariance is not None
         self.mean, self.covariance = _update(self.mean, self.covariance, _xyah(detection.tlwh()))
         self.state = _State.TRACKED
         self.is_activated = True

@@ -132,8 +132,8 @@ def learn_scene(
     from detector.engine import CameraPipeline
     from detector.scene import SceneLearner
 
-    detector = VehicleDetector(model, model_path)
     video = VideoSource(source, start_epoch=0.0)
+    detector = VehicleDetector(model, model_path)
     learner = SceneLearner(settings)
     pipeline: CameraPipeline | None = None
     started = datetime.now(UTC)

@@ -204,7 +204,7 @@ class _ZoneMask:
 
 
 @dataclass(slots=True)
-class _TrackHistory:
+class TrackHistory:
     """Recent (time, x, y) image positions per track id: just enough to measure speed."""
 
     positions: dict[int, deque[tuple[float, float, float]]] = field(default_factory=dict)
@@ -265,7 +265,7 @@ class ZoneMeter:
             _GroundZone.of_polygon(zone.name, polygon_px, calibration) if calibration else None
         )
         self.length_m = zone.length_m or (self._ground.length_m if self._ground else None)
-        self._history = _TrackHistory()
+        self._history = TrackHistory()
 
     @property
     def remembered_positions(self) -> int:

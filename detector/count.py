@@ -13,7 +13,6 @@ Sites rename them (``direction_names``), e.g. ``down -> southbound``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
@@ -39,16 +38,9 @@ class PixelLine:
         (x1, y1), (x2, y2) = line.points
         start = (x1 * scale[0], y1 * scale[1])
         end = (x2 * scale[0], y2 * scale[1])
-        positive: Literal["down", "left"]
-        negative: Literal["up", "right"]
-        if abs(end[0] - start[0]) >= abs(end[1] - start[1]):
-            positive, negative = "down", "up"
-            if end[0] < start[0]:
-                start, end = end, start
-        else:
-            positive, negative = "left", "right"
-            if end[1] < start[1]:
-                start, end = end, start
+        positive, negative = line.crossing_directions(scale)
+        if (positive == "down" and end[0] < start[0]) or (positive == "left" and end[1] < start[1]):
+            start, end = end, start
         names = line.direction_names
         return cls(
             line.name, start, end, names.get(positive, positive), names.get(negative, negative)

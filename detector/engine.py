@@ -6,7 +6,8 @@ and released before the later stages run; they see boxes only.
 
 Two savings, both on by default and both erring towards detection (``detector.motion``,
 ``detector.pacing``): the pacer analyses every second or third frame while every tracked
-vehicle crawls or stands, and watches the frames in between for motion anywhere else; the
+vehicle crawls or stands, and watches the frames in between for motion anywhere but around
+them; the
 motion gate skips the detector on an analysed frame when nothing moved since it last ran
 and no vehicle is tracked. A skipped frame goes through the later stages as a frame with no
 vehicle in it (which is what it holds), so coverage, zone samples and observers see it.
@@ -75,7 +76,12 @@ class _Geometry:
 
 
 class CameraPipeline:
-    """Turns one stream's frames into crossings, zone samples and interval reports."""
+    """Turns one stream's frames into crossings, zone samples and interval reports.
+
+    Pipelines of several cameras may share one ``VehicleDetector`` from their own threads;
+    it runs their inferences in parallel. ``detector_lock``, if given, serialises them
+    instead (the engine as it was, for comparison).
+    """
 
     def __init__(
         self,

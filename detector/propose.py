@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
-from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
-from scipy.spatial import cKDTree  # type: ignore[import-untyped]
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 from shapely.geometry import MultiPoint, Polygon
 
 from contract import GeometricDirection
@@ -361,8 +361,10 @@ def _line_through(
 
 
 def _score(crossing: float, speed: float, upstream: float) -> float:
-    """Well observed, nearer the camera (faster in pixels), and well inside the corridor."""
-    return crossing * math.sqrt(speed) * min(upstream, 1 - upstream)
+    """Well observed (vehicles crossing), near the camera, where vehicles look largest and are
+    detected best (their speed in pixels grows as their size does), and well inside the
+    corridor, where tracks have begun before the line and go on after it."""
+    return crossing * speed * min(upstream, 1 - upstream)
 
 
 def _level(direction: FloatArray) -> FloatArray:

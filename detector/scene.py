@@ -29,7 +29,7 @@ from contract.scene import (
     SceneMap,
 )
 from contract.site import SceneSettings
-from detector.congestion import STALE_TRACK_S, STOPPED_BOX_SIZES_PER_S, _TrackHistory
+from detector.congestion import STALE_TRACK_S, STOPPED_BOX_SIZES_PER_S, TrackHistory
 from detector.currency import Tracks
 from detector.propose import propose
 from detector.track import CLASS_INDEX
@@ -205,7 +205,7 @@ class SceneLearner:
         self.settings = settings
         self._window: _Window | None = None
         self._trails: dict[int, _Trail] = {}
-        self._history = _TrackHistory()
+        self._history = TrackHistory()
         self._last_frame_s: float | None = None
         self._analysed_s = 0.0
 
@@ -260,7 +260,7 @@ class SceneLearner:
         if window is not None:
             log.warning("scene map: frame size changed to %dx%d; learning again", width, height)
             self._trails.clear()
-            self._history = _TrackHistory()
+            self._history = TrackHistory()
             self._analysed_s = 0.0
         self._window = _Window.over(_Grid.over(width, height, self.settings.grid))
         return self._window

@@ -110,6 +110,13 @@ class SceneRequest:
         elif state == "idle":
             self._since = None  # withdrawn while learning
 
+    def restart_window(self) -> None:
+        """The configuration switched (a new tracker, maybe a new region): a map learnt so far
+        would mix two set-ups, so learning starts again."""
+        if self._since is not None:
+            self._learner.reset()
+            self._since = self._clock()
+
     def _finish(self, config_version: int | None) -> None:
         assert self._since is not None
         scene_map = self._learner.snapshot(

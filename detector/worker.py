@@ -111,6 +111,7 @@ class CameraWorker:
         switch = self.remote.take()
         if switch is not None:
             self.store(pipeline.reconfigure(switch.camera, switch.version))
+            self.scene.restart_window()
             self.remote.applied(switch)
         self.scene.between_frames(pipeline.config_version)
 

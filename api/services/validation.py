@@ -28,17 +28,17 @@ from api.commissioning_schemas import (
 )
 from api.models import (
     Camera,
-    CameraConfig,
-    CountLine,
     CountRecord,
     IntervalReportRecord,
     ValidationSession,
 )
 from api.services.audit import CLI_ACTOR, Origin
+from api.services.camera_config import latest_config, setup_of
 from api.services.errors import AlreadyExistsError, NotFoundError, RejectedError
 from api.services.scope import Audience
 from contract import VEHICLE_CLASSES, VehicleClass
 from contract.camera import CameraSetup
+from contract.camera import CountLine as SetupLine
 
 AXES = (("down", "up"), ("left", "right"))
 """A line is crossed along one of these: horizontal lines down/up, vertical ones left/right."""
@@ -66,24 +66,31 @@ def tally_directions(directions: Mapping[str, str]) -> list[str]:
     return [directions.get(g, g) for axis in named or AXES for g in axis]
 
 
-def counted_classes(session: Session, camera_id: str) -> tuple[VehicleClass, ...]:
-    """The classes the camera's newest stored set-up counts (every class without one)."""
-    setup = session.scalars(
-        select(CameraConfig.setup)
-        .where(CameraConfig.camera_id == camera_id)
-        .order_by(CameraConfig.version.desc())
-        .limit(1)
-    ).first()
-    return CameraSetup.model_validate(setup).counted_classes() if setup else VEHICLE_CLASSES
+def newest_setup(session: Session, camera_id: str) -> CameraSetup | None:
+    """The camera's newest stored set-up, if it has one."""
+    record = latest_config(session, camera_id)
+    return setup_of(record) if record is not None else None
+
+
+PLAUSIBLE_SCALES = ((1.0, 2.0), (2.5, 1.0))
+"""Relative coordinates are scaled by the frame's shape: from a 1:2 portrait to a 2.5:1 frame."""
+
+
+def setup_directions(line: SetupLine, setup: CameraSetup) -> list[str]:
+    """The two labels the worker reports for a line of a stored set-up: exact for pixel
+    coordinates, and for relative ones when every plausible frame shape gives the same axis."""
+    scales = [(1.0, 1.0)] if setup.reference_resolution else PLAUSIBLE_SCALES
+    axes = {line.crossing_directions(scale) for scale in scales}
+    if len(axes) > 1:
+        return tally_directions({str(g): label for g, label in line.direction_names.items()})
+    return [line.direction_names.get(g, g) for g in axes.pop()]
 
 
 class TallySheet:
     """What a camera's tally may hold: its lines, their directions and its classes."""
 
-    def __init__(self, lines: Sequence[CountLine], classes: Sequence[VehicleClass]) -> None:
-        self.lines = [
-            ValidationLine(line=x.name, directions=tally_directions(x.directions)) for x in lines
-        ]
+    def __init__(self, lines: Sequence[ValidationLine], classes: Sequence[VehicleClass]) -> None:
+        self.lines = list(lines)
         self.classes = list(classes)
         self.keys: list[TallyKey] = [
             (x.line, d, c) for x in self.lines for d in x.directions for c in self.classes
@@ -91,7 +98,19 @@ class TallySheet:
 
     @classmethod
     def of(cls, session: Session, camera: Camera) -> TallySheet:
-        return cls(camera.lines, counted_classes(session, camera.id))
+        """From the newest stored set-up (its geometry tells each line's two directions), else
+        from the registry's line labels."""
+        setup = newest_setup(session, camera.id)
+        if setup is None:
+            registered = [
+                ValidationLine(line=x.name, directions=tally_directions(x.directions))
+                for x in camera.lines
+            ]
+            return cls(registered, VEHICLE_CLASSES)
+        lines = [
+            ValidationLine(line=x.name, directions=setup_directions(x, setup)) for x in setup.lines
+        ]
+        return cls(lines, setup.counted_classes())
 
     def problems(self, manual: Mapping[str, int]) -> list[str]:
         """Keys the camera does not count: a line, direction or class it lacks."""

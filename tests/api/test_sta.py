@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from api_testkit import settings_for
@@ -250,6 +251,8 @@ PATHS: list[tuple[str, int, Callable[[Any, Seeded], bool]]] = [
     ("/Datastreams('{camera}:main')", 404, lambda b, s: True),
     ("/Datastreams('{camera}:main:northbound:2h:car')", 404, lambda b, s: True),
     ("/Observations('{ds}:notanumber')", 404, lambda b, s: True),
+    ("/Observations('{ds}:²')", 404, lambda b, s: True),
+    ("/Observations('{ds}:99999999999999999999')", 404, lambda b, s: True),
     ("/Things('{private}')/Datastreams('{ds}')", 404, lambda b, s: True),
     ("/Things('{site}')/Datastreams('{camera}:main:northbound:1h:bus')", 200, lambda b, s: True),
     ("/Datastreams('{ds}')/Thing('{site}')", 404, lambda b, s: True),
@@ -853,3 +856,87 @@ def test_no_withheld_cell_can_be_worked_out_from_the_observations(
             other = value % (threshold - 1) + 1
             changed = sta_published(engine, config, twin(dataset, c, h, key, i, other), start)
             assert changed == original, (c, h, key, i, value, other)
+
+
+# --- hostile input -----------------------------------------------------------------------
+
+FRAGMENTS = st.sampled_from(
+    [
+        "result",
+        "phenomenonTime",
+        "name",
+        "id",
+        "properties/road",
+        "Datastreams",
+        "Locations/location",
+        "Datastream/Thing/name",
+        " eq ",
+        " gt ",
+        " and ",
+        " or ",
+        "not ",
+        " add ",
+        " div ",
+        "(",
+        ")",
+        ",",
+        ";",
+        "'x'",
+        "''",
+        "3",
+        "-1.5e3",
+        "null",
+        "true",
+        "2026-03-02T08:00:00Z",
+        "2026-03-02",
+        "12:00:00",
+        "duration'PT1H'",
+        "now()",
+        "year(",
+        "st_within(",
+        "geo.distance(",
+        "geography'POINT(1 2)'",
+        "geography'POLYGON((0 0'",
+        "length(",
+        "round(",
+        " in ",
+        "$top=1",
+        "$expand=",
+        "Observations",
+        "/",
+        "desc",
+        "any(",
+        "99999999999999999999",
+        "%",
+        "\\",
+        "\x00",
+        "é",
+    ]
+)
+hostile_text = st.one_of(st.text(max_size=40), st.lists(FRAGMENTS, max_size=8).map("".join))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    path=st.sampled_from(
+        ["/Things", "/Observations", "/Datastreams", "/Locations", "/Things('x')/Datastreams"]
+    ),
+    option=st.sampled_from(["$filter", "$orderby", "$expand", "$select", "$top", "$skip"]),
+    value=hostile_text,
+)
+def test_hostile_query_options_get_a_clear_answer_never_a_500(
+    app: FastAPI, path: str, option: str, value: str
+) -> None:
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get(ROOT + path, params={option: value, "$top": "2"} | {option: value})
+    assert response.status_code in (200, 400, 404), (path, option, value, response.text[:300])
+    if response.status_code != 200:
+        assert response.json()["type"] == "error"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(resource=st.lists(st.one_of(st.text(max_size=20), FRAGMENTS), max_size=4).map("/".join))
+def test_hostile_resource_paths_get_a_clear_answer_never_a_500(app: FastAPI, resource: str) -> None:
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get(f"{ROOT}/Things/{quote(resource)}")
+    assert response.status_code in (200, 400, 404), (resource, response.text[:300])

@@ -20,8 +20,10 @@ from api.db import session_scope
 from api.models import AuditEvent, Camera, CameraConfig, ValidationSession
 from api.services import validation
 from api.services.audit import CLI
+from api.services.validation import setup_directions
 from contract import VEHICLE_CLASSES
 from contract.camera import CameraSetup
+from contract.camera import CountLine as SetupLine
 
 WINDOW_START = T0 + timedelta(minutes=1)
 """Sessions opened at T0 + 10 s on a 60 s camera start at the next boundary."""
@@ -532,3 +534,26 @@ def test_roles_and_sites(client: TestClient, app: FastAPI, endpoint: str, who: s
         assert response.json()["detail"] == missing.json()["detail"].replace(
             "cam-nowhere", reg.camera
         ).replace("2147483647", str(session_id))
+
+
+@pytest.mark.parametrize(
+    ("resolution", "points", "names", "expected"),
+    [
+        ((1280, 720), ((100, 400), (1200, 420)), {"down": "in"}, ["in", "up"]),
+        ((1280, 720), ((600, 100), (620, 700)), {}, ["left", "right"]),
+        (None, ((0.1, 0.5), (0.9, 0.5)), {}, ["down", "up"]),  # horizontal on any frame
+        (None, ((0.3, 0.2), (0.6, 0.6)), {"left": "east"}, ["east", "right"]),  # named axis
+        (None, ((0.3, 0.2), (0.6, 0.6)), {}, ["down", "up", "left", "right"]),  # could be either
+    ],
+)
+def test_a_stored_setup_tells_each_line_its_two_directions(
+    resolution: tuple[int, int] | None,
+    points: tuple[tuple[float, float], tuple[float, float]],
+    names: dict[str, str],
+    expected: list[str],
+) -> None:
+    """The tally offers what the worker can report: its geometry decides the axis, and only
+    relative coordinates whose axis depends on the frame's shape fall back to both."""
+    line = SetupLine(name="main", points=points, direction_names=names)
+    setup = CameraSetup(reference_resolution=resolution, lines=[line])
+    assert setup_directions(line, setup) == expected

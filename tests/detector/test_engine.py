@@ -78,3 +78,20 @@ def test_an_undecodable_frame_is_skipped_not_fatal(detector: VehicleDetector) ->
     for pending in grey_frames(3, 25, (320, 240), decoded, start=1):
         pipeline.process(pending)
     assert pipeline.frames_analysed == 3
+
+
+@pytest.mark.parametrize(("gate", "detected"), [(True, 1), (False, 50)])
+def test_an_empty_still_road_is_watched_without_running_the_detector(
+    detector: VehicleDetector, gate: bool, detected: int
+) -> None:
+    """Nothing moves and nothing is tracked: the detector runs once, and every frame still
+    counts as watched (coverage, frames) and as analysed at the stream rate."""
+    pipeline = CameraPipeline(CAMERA.model_copy(update={"motion_gate": gate}), detector, 25)
+    for pending in grey_frames(50, 25, (320, 240), []):
+        pipeline.process(pending)
+    assert (pipeline.frames_analysed, pipeline.frames_detected) == (50, detected)
+    (report,) = pipeline.finish()
+    assert report.frames_processed == 50
+    assert report.coverage == pytest.approx(49 / 25 / CAMERA.interval_seconds, abs=1e-4)
+    assert report.health.detection_share == detected / 50
+    assert report.health.analysed_fps == pytest.approx(25)

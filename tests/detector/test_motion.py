@@ -169,7 +169,7 @@ def test_a_quiet_street_skips_most_detections_and_counts_every_vehicle(
     """Bursts of real traffic between stretches of empty road: the gate spares the detector
     on over half the frames, every frame still counts as watched, and the counts are those
     of the engine without the gate."""
-    images = quiet(highway, busy_s=3, empty_s=6)
+    images = quiet(highway, busy_s=3, empty_s=9)
     without = count(highway, detector, images, **SAVINGS_OFF)
     gated = count(highway, detector, images, min_analysis_fps=120.0)
     assert totals(without)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from contract.camera import CameraSetup, CountLine, Zone
 from contract.scene import Proposals, ProposedLine, SceneCell, SceneMap
 from contract.site import SceneSettings
-from detector.cli import describe_proposals, parse_line
+from detector.cli import describe_proposals, main, parse_line
 from detector.count import LineCounter, PixelLine
 from detector.propose import propose
 from tests.detector.test_scene import T0, T1, Lane, drive, learn, parked
@@ -335,3 +335,23 @@ def test_lines_are_named_after_the_flow_they_count(vx: int, vy: int, name: str) 
     (line,) = propose(scene_map).lines
     assert line.name == name
     assert name in line.direction_names.values()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        (["--source", "no-such-clip.mp4"], "video file not found"),
+        (["--source", "clip.mp4", "--k", "1"], "--grid/--k"),
+        (["--source", "clip.mp4", "--seconds", "0"], "--seconds"),
+        (["--source", "clip.mp4", "--seconds", "soon"], "--seconds"),
+    ],
+)
+def test_bad_propose_arguments_get_a_clear_error(
+    arguments: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = main(["propose", *arguments])
+    except SystemExit as exc:  # argparse's own refusal
+        code = int(str(exc.code))
+    assert code == 2
+    assert error in capsys.readouterr().err

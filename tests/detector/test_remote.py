@@ -463,3 +463,20 @@ def test_a_withdrawn_request_ends_the_learning(tmp_path: Path) -> None:
     learn(request, 8)
     assert state(request) == "idle"
     assert request.due() is None
+
+
+def test_a_configuration_switch_restarts_the_learning_window() -> None:
+    """A map must describe one set-up: after a switch the learner starts over, so the map is
+    ready only a whole learning window after it."""
+    settings = SceneSettings(learning_s=10, grid=16, k=3)
+    learner = SceneLearner(settings)
+    request = SceneRequest(learner, "cam-1", settings.learning_s)
+    request.wanted(True)
+    learn(request, 7)
+    assert learner.analysed_s > 5
+    request.restart_window()
+    assert learner.analysed_s == 0
+    learn(request, 7)
+    assert state(request) == "learning", "7 s after the switch is not yet a 10 s window"
+    learn(request, 4)
+    assert state(request) == "ready"

@@ -89,3 +89,16 @@ def test_parallel_inference_is_bounded_by_the_cores(tmp_path: Path) -> None:
     assert VehicleDetector(settings, str(MODEL)).streams == 1
     assert VehicleDetector(settings, str(MODEL), concurrency=64).streams == usable_cores()
     assert VehicleDetector(settings, str(MODEL), concurrency=2).streams == min(2, usable_cores())
+
+
+def test_a_compiled_model_from_the_cache_gives_the_same_boxes(
+    jobs: list[tuple[Frame, Region]], tmp_path: Path
+) -> None:
+    """The second start reads the compiled model OpenVINO cached beside the export."""
+    settings = ModelSettings(cache_dir=tmp_path)
+    first = VehicleDetector(settings, str(MODEL))
+    expected = [first.detect(frame, region) for frame, region in jobs]
+    assert list(tmp_path.glob("*/compiled/*")), "nothing was cached"
+    again = VehicleDetector(settings, str(MODEL))
+    for (frame, region), e in zip(jobs, expected, strict=True):
+        assert_same(again.detect(frame, region), e)

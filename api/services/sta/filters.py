@@ -46,6 +46,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.selectable import FromClause, Subquery
 from sqlalchemy.sql.sqltypes import NullType
 
+from api.params import EARLIEST, LATEST
 from api.services.sta.context import Context, Hints
 from api.services.sta.model import ENTITY_SETS, EntitySet, Field, default_order, hints_for
 from api.services.sta.options import OrderItem, QueryError
@@ -53,8 +54,6 @@ from api.services.sta.sqlfuncs import EPOCH, EpochSeconds, utc_day, utc_month, u
 from api.services.sta.views import LEVEL_SECONDS
 
 DAY_S = 86400
-EARLIEST, LATEST = 0, 4102444800
-"""mindatetime() and maxdatetime(): 1970 and 2100, the range the API accepts."""
 Hop = tuple[FromClause, ColumnElement[bool]]
 Predicate = Callable[[BaseGeometry, BaseGeometry], bool]
 SPATIAL: dict[str, Predicate] = {
@@ -275,6 +274,13 @@ class FilterCompiler(AstToSqlAlchemyCoreVisitor):
 
     # --- literals ----------------------------------------------------------------------
 
+    def visit_Integer(self, node: ast.Integer) -> Any:  # noqa: N802
+        """A whole number; one beyond 64 bits is no count, time or id (and no driver binds it)."""
+        number = node.py_val
+        if not -(2**63) <= number < 2**63:
+            raise QueryError(f"number out of range: {node.val}")
+        return literal(number)
+
     def visit_DateTime(self, node: ast.DateTime) -> Any:  # noqa: N802
         try:
             return literal(epoch(node.py_val), EPOCH)
@@ -427,10 +433,12 @@ class FilterCompiler(AstToSqlAlchemyCoreVisitor):
         return literal(self.ctx.now_s, EPOCH)
 
     def func_mindatetime(self) -> Any:
-        return literal(EARLIEST, EPOCH)
+        """The earliest moment the API accepts (1970)."""
+        return literal(int(EARLIEST.timestamp()), EPOCH)
 
     def func_maxdatetime(self) -> Any:
-        return literal(LATEST, EPOCH)
+        """The latest moment the API accepts (2100)."""
+        return literal(int(LATEST.timestamp()), EPOCH)
 
     def spatial(self, name: str, args: Sequence[ast._Node]) -> Any:
         """A spatial function of a site point and a literal: the sites where it holds (or,
@@ -465,12 +473,15 @@ class FilterCompiler(AstToSqlAlchemyCoreVisitor):
         return column.in_(matching) if matching else false()
 
     def measure(self, name: str, a: BaseGeometry, b: BaseGeometry, rest: list[Any]) -> Any:
-        if name == "distance":
-            return float(a.distance(b))
-        if name == "st_relate":
-            pattern = rest[0].value if rest else ""
-            return bool(a.relate_pattern(b, str(pattern)))
-        return SPATIAL[name](a, b)
+        try:
+            if name == "distance":
+                return float(a.distance(b))
+            if name == "st_relate":
+                pattern = rest[0].value if rest else ""
+                return bool(a.relate_pattern(b, str(pattern)))
+            return SPATIAL[name](a, b)
+        except (shapely.errors.ShapelyError, ValueError, TypeError) as exc:
+            raise QueryError(f"{name}: {exc}") from exc
 
 
 def filter_hints(entity: EntitySet, node: ast._Node | None) -> Hints:

@@ -22,6 +22,8 @@ from api.services.sta.views import LEVEL_SECONDS, PROPERTIES, SEPARATOR, View
 
 Kind = Literal["string", "number", "bool", "time", "interval", "geo", "object"]
 Row = RowMapping
+MOMENT_DIGITS = 12
+"""An observation id's start has at most this many digits (epoch seconds; 2100 has 10)."""
 SUM_OF = {"15min": None, "1h": "15min", "1d": "1h"}
 """What a summed observation of each level is the sum of."""
 
@@ -85,7 +87,7 @@ class EntitySet:
             return None
         if "start_s" in found:
             start = str(found["start_s"])
-            if not start.isdigit():
+            if not (start.isascii() and start.isdigit()) or len(start) > MOMENT_DIGITS:
                 return None
             found["start_s"] = int(start)
         return found
@@ -340,7 +342,6 @@ ENTITY_SETS: dict[str, EntitySet] = {
         ),
     )
 }
-ROOT_ORDER = tuple(ENTITY_SETS)
 
 
 def default_order(entity: EntitySet) -> tuple[str, ...]:

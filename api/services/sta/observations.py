@@ -123,7 +123,7 @@ def rollup_join(keys: Subquery, granularity: int, camera: Any, line: Any) -> tup
     on_camera = and_(camera.granularity_s == granularity, camera.camera_id == keys.c.camera_id)
     on_line = and_(
         line.granularity_s == granularity,
-        line.camera_id == keys.c.camera_id,
+        line.camera_id == camera.camera_id,
         line.bucket_start_s == camera.bucket_start_s,
         line.line == keys.c.line,
         line.direction == keys.c.direction,

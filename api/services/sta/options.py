@@ -38,6 +38,7 @@ SPATIAL_FUNCTIONS = {
 """Functions SensorThings adds to OData's (substringof is OData 3, still sent by old
 clients); odata-query's grammar parses calls, its table only knows OData 4's names."""
 MAX_FILTER_LENGTH = 8000
+MAX_SKIP = 2**31 - 1
 
 
 class QueryError(DomainError):
@@ -133,9 +134,12 @@ def split_top(text: str, separator: str) -> list[str]:
 
 
 def parse_int(name: str, value: str) -> int:
-    if not value.strip().isdigit():
-        raise QueryError(f"{name} must be a whole number of 0 or more, not {value!r}")
-    return int(value)
+    digits = value.strip()
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > len(str(MAX_SKIP)):
+        raise QueryError(f"{name} must be a whole number from 0 to {MAX_SKIP}, not {value!r}")
+    if int(digits) > MAX_SKIP:
+        raise QueryError(f"{name} must be a whole number from 0 to {MAX_SKIP}, not {value!r}")
+    return int(digits)
 
 
 def parse_orderby(text: str) -> tuple[OrderItem, ...]:
@@ -222,6 +226,7 @@ def parse_options(params: Mapping[str, str]) -> Options:
         values["expand"] = merged(expand_items(params["$expand"]))
     if "$top" in params:
         values["top"] = min(parse_int("$top", params["$top"]), MAX_TOP)
+        values["raw"] = raw | {"$top": str(values["top"])}
     if "$skip" in params:
         values["skip"] = parse_int("$skip", params["$skip"])
     if "$count" in params:
