@@ -674,7 +674,7 @@ BAD_FILES = {
         ["3 problem(s)", "  lines.0: ", "  lines.1: ", "  zones.0: "],
     ),
     "unknown key": (json.dumps(setup_with(colour="red")), ["  colour: Extra inputs"]),
-    "not YAML": ("lines: [unclosed", ["neither JSON nor YAML"]),
+    "not YAML": ("lines: [unclosed", ["not valid YAML"]),
 }
 
 

@@ -146,7 +146,14 @@ ANONYMOUS = ("/api/v1/open/", "/api/v1/auth/", "/api/v1/meta", "/healthz", "/doc
 def test_no_anonymous_path_reads_planner_data(app: FastAPI, client: TestClient) -> None:
     """Every GET operation outside open data, auth, meta and health refuses an anonymous caller."""
     site, cams = create_site(app.state.settings, SiteSpec({"a": MAIN}))
-    values = {"site_id": site, "camera_id": cams["a"].camera, "token_id": "0" * 16, "user_id": 1}
+    values = {
+        "site_id": site,
+        "camera_id": cams["a"].camera,
+        "token_id": "0" * 16,
+        "user_id": 1,
+        "version": 1,
+        "session_id": 1,
+    }
     checked = []
     for path, operations in app.openapi()["paths"].items():
         if "get" not in operations or path.startswith(ANONYMOUS):

@@ -64,8 +64,10 @@ class Twins:
         np.testing.assert_array_equal(ours, theirs)
         held = self.theirs.tracked_stracks + self.theirs.lost_stracks
         assert self.ours.held_track_ids() == {t.track_id for t in held}
-        unconfirmed = [t for t in self.theirs.tracked_stracks if not t.is_activated]
-        assert self.ours.settled() == (not self.theirs.lost_stracks and not unconfirmed)
+        unsettled = [t for t in self.theirs.tracked_stracks if not t.is_activated]
+        unsettled += self.theirs.lost_stracks
+        expected = np.asarray([t.xyxy for t in unsettled], np.float32).reshape(-1, 4)
+        np.testing.assert_array_equal(self.ours.unsettled_boxes(), expected)
         self.rows += len(ours)
 
 
