@@ -26,6 +26,7 @@ from contract.geometry import (
     polygon_problem,
     reprojection_error,
 )
+from contract.planning import Intersection, PcuFactors
 from contract.report import (
     INTERVAL_CHOICES_S,
     MAX_FRAME_SIDE,
@@ -178,6 +179,13 @@ class CameraSetup(ConfigModel):
         min_length=1,
         title="Vehicle classes counted on this camera's lines (default: every class detected)",
     )
+    intersection: Intersection | None = Field(
+        default=None,
+        title="Intersection layout: which count line is which leg (names turning movements)",
+    )
+    pcu: PcuFactors = Field(
+        default_factory=PcuFactors, title="Passenger-car units per class (density, LOS, totals)"
+    )
 
     @model_validator(mode="after")
     def camera_rules(self) -> Self:
@@ -218,6 +226,7 @@ class CameraSetup(ConfigModel):
             *self._names(),
             *self._points_outside_frame(),
             *self._interval_off_the_clock(),
+            *self._legs_without_gate(),
         ]
 
     def _names(self) -> list[str]:
@@ -241,6 +250,17 @@ class CameraSetup(ConfigModel):
 
     def _interval_off_the_clock(self) -> list[str]:
         return interval_problems(self.interval_seconds)
+
+    def _legs_without_gate(self) -> list[str]:
+        """Every leg of the intersection layout names one of this camera's count lines."""
+        if self.intersection is None:
+            return []
+        lines = {line.name for line in self.lines}
+        return [
+            f"intersection leg {leg.gate!r} is not a count line of this camera"
+            for leg in self.intersection.legs
+            if leg.gate not in lines
+        ]
 
     def scale(self, width: int, height: int) -> tuple[float, float]:
         """Factors that turn configured coordinates into pixels of a frame of this size."""

@@ -74,18 +74,27 @@ class ZoneRow(ContractModel):
     max_vehicles: int = Field(ge=0, le=1000, title="Most vehicles present at once")
     occupancy_time: Share = Field(title="Share of time the zone held a vehicle")
     occupancy_area: Share = Field(title="Mean share of zone area covered by vehicles")
-    mean_speed_kmh: float | None = Field(ge=0, le=300, title="Mean speed (calibrated only)")
-    p85_speed_kmh: float | None = Field(ge=0, le=300, title="85th-percentile speed")
+    mean_speed_kmh: float | None = Field(
+        ge=0, le=300, title="Mean speed (calibrated only); v2: over vehicles, not frames"
+    )
+    p85_speed_kmh: float | None = Field(
+        ge=0, le=300, title="85th-percentile speed (v85); v2: over vehicles, not frames"
+    )
     speed_histogram: list[NonNegativeCount] | None = Field(
         min_length=len(SPEED_BIN_EDGES_KMH),
         max_length=len(SPEED_BIN_EDGES_KMH),
-        title="Speed samples per bin (bins: SPEED_BIN_EDGES_KMH)",
+        title="Speeds per bin (bins: SPEED_BIN_EDGES_KMH); v2: vehicles, v1: frame samples",
     )
     stopped_share: Share = Field(title="Share of vehicle observations that were stopped")
     queue_vehicles: float = Field(ge=0, le=1000, title="Mean queue length in vehicles")
     queue_m: float | None = Field(ge=0, le=10_000, title="Mean queue length in metres")
     density_veh_km_lane: float | None = Field(ge=0, le=1000, title="Density, veh/km/lane")
-    los: LevelOfService | None = Field(title="HCM-style level of service from density")
+    density_pcu_km_lane: float | None = Field(
+        default=None, ge=0, le=2500, title="Density in passenger-car units per km and lane (v2)"
+    )
+    los: LevelOfService | None = Field(
+        title="HCM-style level of service from density (v2: from PCU density)"
+    )
 
     @model_validator(mode="after")
     def speed_fields_agree(self) -> Self:
@@ -200,6 +209,10 @@ class IntervalReport(ContractModel):
                     ("unmatched", bool(self.unmatched)),
                     ("health.analysed_fps", self.health.analysed_fps is not None),
                     ("health.detection_share", self.health.detection_share is not None),
+                    (
+                        "zones.density_pcu_km_lane",
+                        any(z.density_pcu_km_lane is not None for z in self.zones),
+                    ),
                 )
                 if present
             ]
