@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.concurrency import run_in_threadpool
 
 from api import __version__
 from api.db import make_engine, make_session_factory
@@ -27,6 +29,7 @@ from api.routers import (
     commissioning,
     health,
     ingest,
+    movements,
     open_data,
     planner,
     register,
@@ -34,12 +37,14 @@ from api.routers import (
     sta,
     users,
 )
+from api.services import partitions
 from api.services.errors import (
     AlreadyExistsError,
     DomainError,
     ForbiddenError,
     NotFoundError,
 )
+from api.services.tokens import RecentTokens
 from api.settings import Settings
 
 log = logging.getLogger("api")
@@ -62,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(partitions.prepare_at_start, engine)
+        gc.freeze()  # the start-up heap is permanent: no collection need walk it again
         yield
         engine.dispose()
 
@@ -76,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.session_factory = make_session_factory(engine)
     app.state.rate_limits = RateLimits.from_settings(settings)
+    app.state.recent_tokens = RecentTokens()
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -87,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, settings=settings)  # outermost: 413s get headers too
     add_error_handlers(app)
     routers = (ingest, auth, planner, open_data, register, admin, users, health, setup, sta)
-    for module in (*routers, commissioning):
+    for module in (*routers, commissioning, movements):
         app.include_router(module.router)
     add_docs(app)
     mount_dashboard(app)

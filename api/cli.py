@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import sys
@@ -20,7 +21,7 @@ from api.logs import logging_config
 from api.models import User
 from api.responses import ConfigVersionOut
 from api.schemas import MAX_NOTE, SiteIn, UserIn
-from api.services import camera_config, registry, tokens, users
+from api.services import camera_config, partitions, registry, tokens, users
 from api.services.errors import DomainError, NotFoundError
 from api.services.scope import EVERYONE_PRIVATE
 from api.settings import Settings
@@ -107,9 +108,8 @@ def cmd_add_camera(args: argparse.Namespace, settings: Settings) -> int:
             session,
             configured,
             args.site,
-            config.config_version,
             replace=args.replace,
-            note=f"registered from {args.config.name}",
+            note=f"registered from {args.config.name} (revision {config.config_version})",
         )
         return stored.version
 
@@ -251,6 +251,17 @@ def cmd_list_users(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_storage(_args: argparse.Namespace, settings: Settings) -> int:
+    """Run daily (cron, a systemd timer, a scheduled job): retention is applied here only."""
+    engine = make_engine(settings.database_url)
+    try:
+        done = partitions.maintain(engine, settings)
+    finally:
+        engine.dispose()
+    print(json.dumps(dataclasses.asdict(done), indent=2))
+    return 0
+
+
 def days_between(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: a whole number of days in [low, high], else a one-line error."""
 
@@ -356,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     password.add_argument("--email", required=True, help="the account's e-mail")
 
     add("list-users", cmd_list_users, "List planner accounts (tab-separated)")
+    add(
+        "storage",
+        cmd_storage,
+        "Raw-row upkeep: create PostgreSQL's monthly partitions ahead and drop raw rows older "
+        "than TALLY_RAW_RETENTION_DAYS (whole partitions; SQLite: batched deletes); rollups stay",
+    )
     add_camera_config(commands)
     return parser
 

@@ -116,9 +116,17 @@ class ValidationResult(BaseModel):
 
     rows: list[ResultRow] = Field(title="Per line, direction and class")
     manual_total: int
-    automatic_total: int
+    automatic_total: int = Field(title="Counted by the camera on the session's sheet")
+    absolute_error: float | None = Field(
+        default=None,
+        title="Sum of |automatic - manual| over the sheet's rows / manual total (errors of one "
+        "line or class do not cancel another's; null while manual is 0)",
+    )
     coverage: float = Field(title="Share of the window the stored reports watched")
-    complete: bool = Field(title="Every interval of the window has a report: the result is final")
+    complete: bool = Field(
+        title="Every interval of the window has a report that watched all of it: the result is"
+        " final"
+    )
 
 
 class ValidationOut(BaseModel):
@@ -137,7 +145,8 @@ class ValidationOut(BaseModel):
     manual: dict[str, int] = Field(title="The stored tally")
     result: ValidationResult | None = Field(title="Once finished: manual against automatic")
     accuracy: float | None = Field(
-        title="1 - |automatic - manual| / manual over the totals (null while manual is 0)"
+        title="1 - |automatic - manual| / manual over the totals, at least 0 (null while"
+        " manual is 0)"
     )
 
 

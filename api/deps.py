@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.limiting import RateLimits
 from api.models import ApiToken, Camera
@@ -15,7 +16,7 @@ from api.schemas import Role
 from api.services import login, users
 from api.services.access import Principal
 from api.services.scope import Audience
-from api.services.tokens import TokenKind, verify_token
+from api.services.tokens import RecentTokens, TokenKind, hash_token, verify_token
 from api.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="A device token (ingest) or an admin token")
@@ -61,13 +62,35 @@ def authenticate(
     kind: TokenKind,
 ) -> ApiToken:
     """The live token of `kind` in the Authorization header, or 401 (429 when hammering)."""
+    return authenticate_with_camera(request, session, settings, credentials, kind)[0]
+
+
+def authenticate_with_camera(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    credentials: HTTPAuthorizationCredentials | None,
+    kind: TokenKind,
+) -> tuple[ApiToken, Camera | None]:
+    """`authenticate`, with the token's camera from the same read.
+
+    A live device token is remembered for the before-body gate (`refuse_unknown_device`), a
+    refused one forgotten there.
+    """
     limits: RateLimits = request.app.state.rate_limits
-    token = (
+    found = (
         verify_token(session, settings.secret_key, credentials.credentials, kind)
         if credentials is not None
         else None
     )
-    if token is None:
+    if kind == "device" and credentials is not None:
+        recent: RecentTokens = request.app.state.recent_tokens
+        token_hash = hash_token(settings.secret_key, credentials.credentials)
+        if found is None:
+            recent.forget(token_hash)
+        else:
+            recent.remember(token_hash, found[0].expires_at)
+    if found is None:
         if not limits.allow_failure(client_ip(request)):
             raise too_many_requests(limits.retry_after_s(limits.per_ip_failures))
         raise HTTPException(
@@ -75,21 +98,48 @@ def authenticate(
             f"a valid {kind} token is required (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return token
+    return found
+
+
+def authorize_device(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    credentials: HTTPAuthorizationCredentials | None,
+) -> Camera:
+    """The camera a device token belongs to; every device request counts against its limit."""
+    token, camera = authenticate_with_camera(request, session, settings, credentials, "device")
+    limits: RateLimits = request.app.state.rate_limits
+    if not limits.allow_token(token.id):
+        raise too_many_requests(limits.retry_after_s(limits.per_token))
+    if camera is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token's camera no longer exists")
+    return camera
 
 
 def device_camera(
     request: Request, session: SessionDep, settings: SettingsDep, credentials: CredentialsDep
 ) -> Camera:
-    """The camera a device token belongs to; every device request counts against its limit."""
-    token = authenticate(request, session, settings, credentials, "device")
-    limits: RateLimits = request.app.state.rate_limits
-    if not limits.allow_token(token.id):
-        raise too_many_requests(limits.retry_after_s(limits.per_token))
-    camera = session.get(Camera, token.camera_id) if token.camera_id else None
-    if camera is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token's camera no longer exists")
-    return camera
+    """The camera of the request's device token (see `authorize_device`)."""
+    return authorize_device(request, session, settings, credentials)
+
+
+def check_device_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """401 for a missing or wrong device token (429 once an IP keeps failing)."""
+    with request.app.state.session_factory() as session:
+        authenticate(request, session, get_settings(request), credentials, "device")
+
+
+async def refuse_unknown_device(request: Request) -> None:
+    """Refuse a caller without a live device token from the headers alone, before its body is
+    parsed. A token this process found live lately passes without a database read; the
+    request's own transaction checks it again (`authorize_device`)."""
+    credentials = await bearer(request)
+    recent: RecentTokens = request.app.state.recent_tokens
+    settings = get_settings(request)
+    known = credentials is not None and hash_token(settings.secret_key, credentials.credentials)
+    if not known or known not in recent:
+        await run_in_threadpool(check_device_token, request, credentials)
 
 
 def bearer_principal(

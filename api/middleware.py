@@ -44,18 +44,25 @@ class BodySizeLimit:
             response = JSONResponse({"detail": too_large(self.max_bytes)}, status_code=413)
             await response(scope, receive, send)
             return
-        received = 0
+        refusal = HTTPException(413, too_large(self.max_bytes))
+        await self.app(scope, bounded_receive(receive, self.max_bytes, refusal), send)
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(413, too_large(self.max_bytes))
-            return message
 
-        await self.app(scope, counting_receive, send)
+def bounded_receive(receive: Receive, max_bytes: int, refusal: HTTPException) -> Receive:
+    """`receive` that raises `refusal` once a streamed body grows past `max_bytes` (the app's
+    cap here, a route's own lower one where it has one)."""
+    received = 0
+
+    async def counting_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise refusal
+        return message
+
+    return counting_receive
 
 
 def content_security_policy(

@@ -189,6 +189,9 @@ class ValidationSession(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     """Manual against automatic per line, direction and class, with coverage, once finished."""
     accuracy: Mapped[float | None] = mapped_column(Float)
+    sheet: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The lines, directions and classes to tally, fixed when the session opened (None: a
+    session from before they were kept, which reads the camera's current ones)."""
 
 
 class ApiToken(Base):
@@ -280,7 +283,13 @@ class AuditEvent(Base):
 
 
 class IntervalReportRecord(Base):
-    """An interval report exactly as received (audit), plus its header fields for queries."""
+    """An interval report exactly as received (audit), plus its header fields for queries.
+
+    On PostgreSQL this and the four row tables below are partitioned by month of
+    `interval_start_s` (migration 0008, api/services/partitions.py), and the primary key there
+    is `(camera_id, interval_start_s)`: a partitioned table's unique keys must hold the
+    partition key, and `report_id` is derived from that pair, so it is unique either way.
+    """
 
     __tablename__ = "interval_reports"
     __table_args__ = (UniqueConstraint("camera_id", "interval_start_s"),)
@@ -376,10 +385,13 @@ class ZoneRecord(Base):
     mean_speed_kmh: Mapped[float | None] = mapped_column(Float)
     p85_speed_kmh: Mapped[float | None] = mapped_column(Float)
     speed_histogram: Mapped[list[int] | None] = mapped_column(JSON)
+    """Vehicles per contract speed bin (version 1 reports: frame samples); the zone series
+    sums them per bin to merge reports exactly."""
     stopped_share: Mapped[float] = mapped_column(Float)
     queue_vehicles: Mapped[float] = mapped_column(Float)
     queue_m: Mapped[float | None] = mapped_column(Float)
     density_veh_km_lane: Mapped[float | None] = mapped_column(Float)
+    density_pcu_km_lane: Mapped[float | None] = mapped_column(Float)
     los: Mapped[str | None] = mapped_column(String(1))
 
 
@@ -466,6 +478,44 @@ class CameraRollup(ClassCounts, Base):
             "n_truck",
         ),
     )
+
+    granularity_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[str] = label_column(primary_key=True)
+    bucket_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    covered_s: Mapped[float] = mapped_column(Float, default=0.0)
+    reports: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MovementRollup(ClassCounts, Base):
+    """Turning movements per (granularity, camera, bucket, origin gate, destination gate),
+    maintained at ingest; the movement's name comes from the camera's layout when read."""
+
+    __tablename__ = "movement_rollups"
+
+    granularity_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[str] = label_column(primary_key=True)
+    bucket_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    origin: Mapped[str] = label_column(primary_key=True)
+    destination: Mapped[str] = label_column(primary_key=True)
+
+
+class UnmatchedRollup(ClassCounts, Base):
+    """Vehicles seen at one gate only, per (granularity, camera, bucket, gate)."""
+
+    __tablename__ = "unmatched_rollups"
+
+    granularity_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[str] = label_column(primary_key=True)
+    bucket_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    gate: Mapped[str] = label_column(primary_key=True)
+
+
+class MovementCoverageRollup(Base):
+    """Seconds in which a camera watched movements, per (granularity, camera, bucket): only
+    from v2 reports counted with two or more gates, so a bin of version-1 or single-line
+    reports is a movement gap, not zero movements."""
+
+    __tablename__ = "movement_coverage_rollups"
 
     granularity_s: Mapped[int] = mapped_column(Integer, primary_key=True)
     camera_id: Mapped[str] = label_column(primary_key=True)

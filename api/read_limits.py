@@ -5,6 +5,9 @@ long reads occupy every thread and even `/healthz` waits behind them (10-14 s in
 test). With the cap at most `read_concurrency` of them work at a time; the others wait on the
 event loop, holding no thread and no connection, for up to `READ_WAIT_S`, then get a 503 with
 Retry-After. A slot is held until the response is sent, streamed bodies included.
+
+The cap is per process on purpose, also with several API replicas: what it protects is this
+process's worker threads and database connections, and each replica has its own.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from api.services.grid import BucketName
 from api.services.signs import Language
 from contract import ConfigPull, LevelOfService, VehicleClass
 from contract.camera import Calibration, CameraSetup
+from contract.planning import PcuFactors
 
 
 class Ranged(BaseModel):
@@ -199,6 +200,9 @@ class SummaryOut(Ranged):
     class_share: dict[str, float | None]
     heavy_vehicles: int | None
     heavy_share: float | None
+    pcu_total: float | None = Field(title="Total in passenger-car units (each camera's factors)")
+    pcu_by_class: dict[str, float | None] = Field(title="Passenger-car units per class")
+    pcu_factors: dict[str, PcuFactors] = Field(title="PCU factors used, per camera")
     peak_hour: PeakHour | None
 
 
@@ -221,11 +225,19 @@ class ZoneSeriesOut(BaseModel):
     max_vehicles: list[int | None]
     occupancy_time: list[float | None]
     occupancy_area: list[float | None]
-    mean_speed_kmh: list[float | None]
-    p85_speed_kmh: list[float | None]
+    speed_histogram: list[list[int] | None] = Field(
+        title="Vehicles per speed bin (speed_bin_edges_kmh), summed over the bucket's reports"
+    )
+    speed_vehicles: list[int | None] = Field(title="Vehicles with a measured speed")
+    mean_speed_kmh: list[float | None] = Field(title="Mean speed over the bucket's vehicles")
+    p85_speed_kmh: list[float | None] = Field(
+        title="v85 of the bucket's vehicles, from the merged histogram"
+    )
     stopped_share: list[float | None]
     queue_vehicles: list[float | None]
+    queue_m: list[float | None] = Field(title="Mean queue length in metres (calibrated only)")
     density_veh_km_lane: list[float | None]
+    density_pcu_km_lane: list[float | None] = Field(title="Density, PCU per km and lane")
     los: list[LevelOfService | None]
 
 
@@ -234,6 +246,9 @@ class ZoneSeriesList(Ranged):
 
     bucket: BucketName
     timezone: str
+    speed_bin_edges_kmh: list[int] = Field(
+        title="Lower edges of the speed bins, km/h; the last bin is open-ended"
+    )
     buckets: list[BucketOut]
     series: list[ZoneSeriesOut]
 

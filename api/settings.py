@@ -47,6 +47,8 @@ OTHER_VARIABLES = frozenset(
         "TALLY_DB_PASSWORD",  # docker-compose.yml
         "TALLY_API_PORT",  # docker-compose.yml
         "TALLY_MODELS_DIR",  # docker-compose.yml
+        "TALLY_PROXY_ADDRESS",  # docker/Caddyfile: where the reverse proxy listens
+        "TALLY_API_UPSTREAMS",  # docker/Caddyfile: the API replicas behind it
     }
 )
 """``TALLY_*`` variables that belong to the other Tally programs, not to the API."""
@@ -138,6 +140,17 @@ class Settings(BaseSettings):
     login_rate_limit: str = Field(
         default="10/minute", title="Failed logins allowed per account and per client IP"
     )
+    redis_url: str = Field(
+        default="",
+        max_length=500,
+        pattern=r"^(|(redis|rediss|redis\+unix)://.+)$",
+        title="Redis for the rate limits every API process shares (empty: each counts alone)",
+    )
+    redis_key_prefix: str = Field(
+        default="tally",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        title="Prefix of Tally's keys in Redis (one per installation sharing a server)",
+    )
     oidc_issuer: str = Field(
         default="", max_length=500, title="OpenID Connect issuer URL (empty: no single sign-on)"
     )
@@ -158,6 +171,13 @@ class Settings(BaseSettings):
     )
     ingest_max_ahead_s: int = Field(
         default=600, ge=0, le=86400, title="Latest interval end accepted, in seconds ahead"
+    )
+    raw_retention_days: int = Field(
+        default=0,
+        ge=0,
+        le=36500,
+        title="Raw per-interval rows are dropped this many days after their interval (0: kept"
+        " forever); rollups stay. Longer than ingest_max_age_days",
     )
     read_concurrency: int = Field(
         default=4, ge=1, le=256, title="Expensive read queries run at once (others wait)"
@@ -238,6 +258,17 @@ class Settings(BaseSettings):
                     f"trusted_proxies: {entry!r} is not an IP address or CIDR"
                 ) from None
         return value
+
+    @model_validator(mode="after")
+    def retention_outlasts_the_accept_window(self) -> Self:
+        """A resend of a report whose raw row was dropped would be stored again and counted
+        twice in the rollups: raw rows must outlive the window that ingest accepts."""
+        if self.raw_retention_days and self.raw_retention_days <= self.ingest_max_age_days:
+            raise ValueError(
+                f"{ENV_PREFIX}RAW_RETENTION_DAYS ({self.raw_retention_days}) must be more than"
+                f" {ENV_PREFIX}INGEST_MAX_AGE_DAYS ({self.ingest_max_age_days}), or 0 (keep)"
+            )
+        return self
 
     @model_validator(mode="after")
     def secrets_are_private_outside_development(self) -> Self:

@@ -7,17 +7,20 @@ most ``BUFFER_S`` for the worker (as a camera's stream buffer does), after which
 frames are held JPEG-encoded in memory, so every camera pays a decode per frame as it would
 for a stream; nothing is written. Cameras take the clips in turn (N = 8: each clip twice).
 
-"today" is the engine as it was: every frame analysed, no gate, one inference at a time
-behind a lock. "new" is the engine with its defaults and ``VehicleDetector(concurrency=N)``.
+"today" is the engine as it was: every frame analysed, no gate, one detection at a time
+behind a lock. "new" is the engine with its defaults and ``VehicleDetector(concurrency=N)``,
+as the worker builds it.
 For each N and engine it prints the frames/s each camera kept, whether every camera kept
 real time (no frame dropped), the share of analysed frames (and of all frames) that ran the
 detector, the CPU per camera, and each camera's counts against the reference and against a
 single-camera run of the same engine over every frame. Then the memory and start-up of a
-real worker with 8 cameras (``python -m detector run``) and the import cost of ``count``.
+real worker with 8 cameras (``python -m detector run``), the import cost of ``count``, and
+``bench_detector``'s table: ``detector count`` against Ultralytics' ObjectCounter.
 
 Run ``python bench/bench_streams.py`` (minutes); ``--fps 25`` replays every clip at 25
 frames/s (the issue's target cameras); ``--cameras 1,2 --seconds 10`` gives a quick look
-(counts are then not compared with the reference).
+(counts are then not compared with the reference); ``--no-worker`` and
+``--no-objectcounter`` leave those runs out.
 """
 
 from __future__ import annotations
@@ -25,31 +28,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import bench_detector
 from bench.bench_scales import line_points
 from contract.camera import CountLine
 from contract.site import Camera, ModelSettings
-from detector.currency import Frame, FrameMeta
-from detector.detect import VehicleDetector
+from detector.currency import Detections, Frame, FrameMeta
+from detector.detect import Region, VehicleDetector
 from detector.engine import CameraPipeline
 from detector.source import PendingFrame
+from tests.support.worker_memory import shared_clips, worker_peak_rss
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TALLY_SHARED") or REPO.parent / "shared")
@@ -59,11 +61,6 @@ MAX_WIDTH = 640
 BUFFER_S = 0.5
 """How long a frame waits for the worker before the stream drops it."""
 T0 = 1_772_438_400.0  # 2026-03-02 08:00 UTC: the replayed streams' clock
-URBAN_LINES = [  # the intersection clip has no reference counts: lines across its busy arms
-    {"name": "centre", "coords": [300, 40, 300, 260]},
-    {"name": "east", "coords": [560, 20, 560, 280]},
-    {"name": "west", "coords": [0, 140, 130, 140]},
-]
 WORKER_SECONDS = 40.0
 """How long the 8-camera worker runs before it is told to stop (its memory peaks early)."""
 
@@ -79,13 +76,13 @@ class Clip:
     size: tuple[int, int]
     fps: float
     jpegs: list[bytes]
-    lines: list[dict[str, Any]]
+    lines: Sequence[Mapping[str, Any]]
     reference: dict[str, int] | None
     """Per ``line/direction``: the hand count, when the clip has one."""
 
 
 def load_clip(
-    name: str, lines: list[dict[str, Any]], seconds: float | None, fps: float | None
+    name: str, lines: Sequence[Mapping[str, Any]], seconds: float | None, fps: float | None
 ) -> Clip:
     capture = cv2.VideoCapture(str(VIDEO / name))
     fps = fps or capture.get(cv2.CAP_PROP_FPS)
@@ -95,7 +92,7 @@ def load_clip(
     )
     width = min(native[0], MAX_WIDTH)
     size = (width, round(native[1] * width / native[0]))
-    jpegs = []
+    jpegs: list[bytes] = []
     while seconds is None or len(jpegs) < seconds * fps:
         ok, image = capture.read()
         if not ok:
@@ -116,9 +113,7 @@ def load_clip(
 
 def load_clips(seconds: float | None, fps: float | None) -> list[Clip]:
     reference = json.loads((VIDEO / "reference_counts.json").read_text(encoding="utf-8"))
-    named = [(name, entry["lines"]) for name, entry in reference.items()]
-    named.append(("urban_intersection_640x480.mp4", URBAN_LINES))
-    return [load_clip(name, lines, seconds, fps) for name, lines in named]
+    return [load_clip(name, lines, seconds, fps) for name, lines in shared_clips(reference)]
 
 
 def camera_for(clip: Clip, index: int, engine: str) -> Camera:
@@ -138,6 +133,8 @@ def camera_for(clip: Clip, index: int, engine: str) -> Camera:
 def decoded(clip: Clip, index: int) -> PendingFrame:
     """Frame ``index`` as a stream hands it over: decoded (the grab), pixels on demand."""
     image = cv2.imdecode(np.frombuffer(clip.jpegs[index], np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{clip.name}: frame {index} does not decode")
     meta = FrameMeta(index, T0 + index / clip.fps, clip.size[0], clip.size[1])
     return PendingFrame(meta, lambda: Frame(meta, image))
 
@@ -217,22 +214,31 @@ def warm_up(detector: VehicleDetector, cameras: list[CameraRun]) -> None:
         CameraPipeline(run.pipeline.camera, detector, run.clip.fps).process(decoded(run.clip, 0))
 
 
+class SerialisedDetector(VehicleDetector):
+    """The detector as today's worker shared it: one detection at a time, behind a lock."""
+
+    def __init__(self, settings: ModelSettings, model_path: str) -> None:
+        super().__init__(settings, model_path)
+        self._one_at_a_time = threading.Lock()
+
+    def detect(self, frame: Frame, region: Region | None = None) -> Detections:
+        with self._one_at_a_time:
+            return super().detect(frame, region)
+
+
 def run_streams(
     clips: list[Clip], count: int, engine: str, singles: dict[str, Totals]
 ) -> list[CameraRun]:
     settings = ModelSettings(path=str(MODEL))
-    if engine == "today":
-        detector = VehicleDetector(settings, str(MODEL))
-        lock: threading.Lock | None = threading.Lock()
-    else:
-        detector = VehicleDetector(settings, str(MODEL), concurrency=count)
-        lock = None
+    detector = (
+        SerialisedDetector(settings, str(MODEL))
+        if engine == "today"
+        else VehicleDetector(settings, str(MODEL), concurrency=count)
+    )
     cameras = []
     for i in range(count):
         clip = clips[i % len(clips)]
-        pipeline = CameraPipeline(
-            camera_for(clip, i, engine), detector, clip.fps, detector_lock=lock
-        )
+        pipeline = CameraPipeline(camera_for(clip, i, engine), detector, clip.fps)
         cameras.append(CameraRun(clip, pipeline, single=singles[clip.name]))
     warm_up(detector, cameras)
     cpu_before = time.process_time()
@@ -281,51 +287,12 @@ def _print_streams(count: int, engine: str, cameras: list[CameraRun], cores: flo
         )
 
 
-def peak_rss_mib(pid: int | str = "self") -> float:
-    """A process's resident-memory high-water mark (``VmHWM``: unlike ``ru_maxrss`` it is
-    not inherited from the parent across fork and exec)."""
-    for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc status")
-
-
 def worker_memory(clips: list[Clip], cameras: int) -> float:
     """Peak RSS (MiB) of ``python -m detector run`` with ``cameras`` file cameras, read just
-    before it is told to stop after WORKER_SECONDS (its memory peaks once every camera runs)."""
-    with tempfile.TemporaryDirectory() as folder:
-        chosen = [clips[i % len(clips)] for i in range(cameras)]
-        config = {
-            "site": "bench",
-            "model": {"path": str(MODEL)},
-            "outbox": {"path": str(Path(folder) / "outbox.db")},
-            "cameras": [
-                {
-                    "id": f"cam-{i}",
-                    "source": str(VIDEO / clip.name),
-                    "plays": 0,  # replayed until stopped
-                    "reference_resolution": list(clip.native),
-                    "lines": [
-                        {"name": line["name"], "points": [line["coords"][:2], line["coords"][2:]]}
-                        for line in clip.lines
-                    ],
-                }
-                for i, clip in enumerate(chosen)
-            ],
-        }
-        path = Path(folder) / "site.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "detector", "run", "--config", str(path)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(WORKER_SECONDS)
-        peak = peak_rss_mib(process.pid)
-        process.send_signal(signal.SIGINT)
-        process.wait(60)
-    return peak
+    before it is told to stop after WORKER_SECONDS."""
+    chosen = [clips[i % len(clips)] for i in range(cameras)]
+    named = [(clip.name, clip.lines) for clip in chosen]
+    return worker_peak_rss(named, VIDEO, MODEL, WORKER_SECONDS, REPO)
 
 
 def import_cost() -> tuple[float, float]:
@@ -350,6 +317,9 @@ def main() -> None:
         "--fps", type=float, help="replay every clip at this rate (a 25 fps camera)"
     )
     parser.add_argument("--no-worker", action="store_true", help="skip the worker memory run")
+    parser.add_argument(
+        "--no-objectcounter", action="store_true", help="skip `count` against ObjectCounter"
+    )
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "1")
     clips = load_clips(args.seconds, args.fps)
@@ -361,11 +331,13 @@ def main() -> None:
             pipeline = single_camera(clip, detector, engine)
             singles[engine][clip.name] = totals(pipeline)
             error = reference_error(clip, singles[engine][clip.name])
+            same = singles[engine][clip.name] == singles["today"][clip.name]
             print(
                 f"    {engine} {clip.name}: detector on {pipeline.frames_detected} of"
                 f" {len(clip.jpegs)} frames ({pipeline.frames_analysed} analysed),"
                 f" counts {by_direction(singles[engine][clip.name])}"
-                f" ref error {'-' if error is None else error}",
+                f" ref error {'-' if error is None else error},"
+                f" {'=' if same else '!='} today (per line, direction and class)",
                 flush=True,
             )
     print(
@@ -381,6 +353,9 @@ def main() -> None:
         peak = worker_memory(clips, 8)
         print(f"worker with 8 cameras (python -m detector run, {WORKER_SECONDS:.0f} s):", end=" ")
         print(f"peak RSS {peak:.0f} MiB")
+    if not args.no_objectcounter:
+        print("`detector count` against Ultralytics' ObjectCounter (bench/bench_detector.py):")
+        bench_detector.main()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """The scene map: where vehicles drive in a camera's view, learnt without keeping an image.
 
 A coarse grid over the frame; per cell only aggregates over a learning window: how many
-distinct vehicles passed, their mean motion, the share of stopped observations and the class
-mix. Cells seen by fewer than ``k`` vehicles are withheld, so a lone vehicle cannot be read
-from it. No pixel value, no id, no position of any one vehicle, no path can be expressed here.
+distinct vehicles passed, their mean motion and stopped share (each vehicle weighing the same,
+however long it stayed) and the class mix. Cells seen by fewer than ``k`` vehicles are
+withheld, and so is any class count below ``k`` (it reads as 0), so a lone vehicle cannot be
+read from it. No pixel value, no id, no position of any one vehicle, no path can be expressed here.
 The message also carries the worker's proposed lines and zones (configured geometry only).
 
 Size: at most ``MAX_SCENE_CELLS`` cells of at most about 90 bytes each in compact JSON,
@@ -60,11 +61,13 @@ class SceneCell(ContractModel):
     n: int = Field(ge=1, le=MAX_SCENE_COUNT, title="Distinct vehicles seen in the cell")
     vx: int = Field(ge=-MAX_SPEED_PX_S, le=MAX_SPEED_PX_S, title="Mean motion, x, pixels/s")
     vy: int = Field(ge=-MAX_SPEED_PX_S, le=MAX_SPEED_PX_S, title="Mean motion, y, pixels/s")
-    s: float = Field(ge=0, le=1, title="Share of observations in the cell that were stopped")
+    s: float = Field(
+        ge=0, le=1, title="Mean over the cell's vehicles of the share of their time there stopped"
+    )
     k: list[Annotated[int, Field(ge=0, le=MAX_SCENE_COUNT)]] = Field(
         min_length=len(VEHICLE_CLASSES),
         max_length=len(VEHICLE_CLASSES),
-        title="Distinct vehicles per class, in the order of VEHICLE_CLASSES",
+        title="Distinct vehicles per class, in the order of VEHICLE_CLASSES (0: fewer than k)",
     )
 
 
@@ -135,6 +138,8 @@ class SceneMap(ContractModel):
             raise ValueError("a cell lies outside the grid")
         if any(cell.n < self.k for cell in self.cells):
             raise ValueError("a cell seen by fewer than k vehicles must be withheld")
+        if any(0 < n < self.k for cell in self.cells for n in cell.k):
+            raise ValueError("a class count below k must be withheld (sent as 0)")
         return self
 
     def cell_size(self) -> tuple[float, float]:

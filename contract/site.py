@@ -108,7 +108,7 @@ class SceneSettings(ConfigModel):
         default=SCENE_GRID_DEFAULT, ge=8, le=SCENE_GRID_MAX, title="Cells on the frame's long side"
     )
     k: int = Field(
-        default=SCENE_K_DEFAULT, ge=2, le=1000, title="Distinct vehicles a cell needs to be shown"
+        default=SCENE_K_DEFAULT, ge=3, le=1000, title="Distinct vehicles a cell needs to be shown"
     )
 
 

@@ -4,6 +4,10 @@ Intervals are aligned to the wall clock (for files: the replayed stream's clock)
 camera's minute 12:03 is the same minute. Each report says how much of its interval was
 actually seen (``coverage``): a stream that was down for half a minute reports 0.5, and a
 minute with no frames at all produces no report, so the API shows a gap, never a zero.
+
+A movement belongs to the interval in which the movements stage closed its vehicle (shortly
+after its track ended), its line crossings to the intervals they happened in: each is in
+exactly one report, and over the intervals they reconcile (``detector.movements``).
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from contract import (
     CountRow,
     Health,
     IntervalReport,
+    MovementRow,
+    UnmatchedRow,
     VehicleClass,
     ZoneRow,
     align_interval_start,
     interval_report_id,
 )
-from detector.currency import Crossing, FrameMeta, ZoneSample
+from contract.planning import Intersection
+from detector.currency import Crossing, FrameMeta, MovementTally, ZoneSample
 
 ZoneSummary = Callable[[str, list[ZoneSample]], ZoneRow]
 MAX_FRAME_GAP_S = 2.0
@@ -53,6 +60,7 @@ class _OpenInterval:
     paced_s: float = 0.0
     counts: Counter[tuple[str, str, VehicleClass]] = field(default_factory=Counter)
     zone_samples: dict[str, list[ZoneSample]] = field(default_factory=dict)
+    movements: MovementTally = field(default_factory=MovementTally)
 
 
 class IntervalAggregator:
@@ -65,10 +73,13 @@ class IntervalAggregator:
         summarise_zone: ZoneSummary,
         health: Callable[[], HealthCounters] = HealthCounters,
         config_version: int | None = None,
+        intersection: Intersection | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.interval_seconds = interval_seconds
         self.config_version = config_version
+        self.intersection = intersection
+        """Names the movements (left / through / right / u_turn); None: unnamed."""
         self._summarise_zone = summarise_zone
         self._health = health
         self._health_at_open = HealthCounters()
@@ -77,19 +88,31 @@ class IntervalAggregator:
         self._reported_until = float("-inf")
 
     def successor(
-        self, interval_seconds: int, summarise_zone: ZoneSummary, config_version: int | None
+        self,
+        interval_seconds: int,
+        summarise_zone: ZoneSummary,
+        config_version: int | None,
+        intersection: Intersection | None = None,
     ) -> IntervalAggregator:
         """An aggregator for another configuration that goes on where this one stopped.
 
         Call after ``flush``. It counts from the first interval of its own length that starts
         after the last one reported, so no stretch of time is reported twice or with two
-        configurations; the time in between is a coverage gap, not zero traffic.
+        configurations; the time in between is a coverage gap, not zero traffic. It knows
+        the last frame seen, so that first interval is whole (not partial) if frames kept
+        coming.
         """
         following = IntervalAggregator(
-            self.camera_id, interval_seconds, summarise_zone, self._health, config_version
+            self.camera_id,
+            interval_seconds,
+            summarise_zone,
+            self._health,
+            config_version,
+            intersection,
         )
         following._health_at_open = self._health_at_open
         following._reported_until = self._reported_until
+        following._last_frame_s = self._last_frame_s
         return following
 
     def add_frame(self, meta: FrameMeta, detected: bool = True) -> list[IntervalReport]:
@@ -122,6 +145,11 @@ class IntervalAggregator:
             return
         for crossing in crossings:
             self._open.counts[(crossing.line, crossing.direction, crossing.vehicle_class)] += 1
+
+    def add_movements(self, tally: MovementTally) -> None:
+        """Count the vehicles the movements stage closed into the open interval."""
+        if self._open is not None:
+            self._open.movements.add(tally)
 
     def add_zone_samples(self, samples: list[ZoneSample]) -> None:
         """Keep zone samples of the open interval (summarised at close)."""
@@ -164,6 +192,22 @@ class IntervalAggregator:
             zones=[
                 self._summarise_zone(zone, samples)
                 for zone, samples in sorted(interval.zone_samples.items())
+            ],
+            movements=[
+                MovementRow(
+                    origin=origin,
+                    destination=destination,
+                    movement=self.intersection.movement(origin, destination)
+                    if self.intersection
+                    else None,
+                    vehicle_class=cls,
+                    count=n,
+                )
+                for (origin, destination, cls), n in sorted(interval.movements.movements.items())
+            ],
+            unmatched=[
+                UnmatchedRow(gate=gate, vehicle_class=cls, count=n)
+                for (gate, cls), n in sorted(interval.movements.unmatched.items())
             ],
             health=Health(
                 reconnects=max(0, health_now.reconnects - before.reconnects),

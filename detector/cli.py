@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from detector.outbox import DeadLetter, Outbox, outbox_path
 from detector.source import SourceError, VideoSource
 
 if TYPE_CHECKING:
+    from detector.currency import MovementTally
     from detector.engine import CameraPipeline
 
 log = logging.getLogger("detector")
@@ -63,13 +65,18 @@ def parse_line(text: str, index: int) -> CountLine:
 
 
 def count_source(
-    source: str, lines: list[CountLine], model: ModelSettings, model_path: str
+    source: str,
+    lines: list[CountLine],
+    model: ModelSettings,
+    model_path: str,
+    movements: bool = False,
 ) -> dict[str, object]:
     """Run the worker's engine over a whole source and total the crossings per line.
 
     ``seconds`` and ``fps`` cover the whole source, from the first frame read to the last,
     model loading included; ``startup_seconds`` says how much of it the first frame took
-    (loading the model, and on a first run exporting it).
+    (loading the model, and on a first run exporting it). With ``movements`` every line is
+    a gate, and the result adds the movements between them (``movement_result``).
     """
     from detector.detect import VehicleDetector
     from detector.engine import CameraPipeline  # imports Ultralytics, which prints on import
@@ -89,11 +96,13 @@ def count_source(
                 lines=lines,
                 max_detect_fps=120,
             )
-            pipeline = CameraPipeline(camera, detector, video.fps)
+            pipeline = CameraPipeline(camera, detector, video.fps, movements=movements)
         pipeline.process(pending)
         frames += 1
         if frames == 1:  # the first frame loads (on a first run also exports) the model
             startup = time.perf_counter() - started
+    if pipeline is not None:
+        pipeline.finish()  # closes the vehicles still in view
     seconds = time.perf_counter() - started
     result: dict[str, dict[str, object]] = {}
     for line in lines:
@@ -109,12 +118,41 @@ def count_source(
             "by_direction": by_direction,
             "by_class": by_class,
         }
-    return {
+    counted: dict[str, object] = {
         "lines": result,
         "frames": frames,
         "seconds": round(seconds, 3),
         "fps": round(frames / seconds, 2) if seconds > 0 else 0.0,
         "startup_seconds": round(startup, 3),
+    }
+    if movements:
+        from detector.currency import MovementTally
+
+        tally = pipeline.movement_totals if pipeline else MovementTally()
+        counted |= movement_result(tally, [line.name for line in lines])
+    return counted
+
+
+def movement_result(tally: MovementTally, gates: list[str]) -> dict[str, object]:
+    """``movements``: per (origin, destination) gate pair its total and totals per class;
+    ``unmatched``: per gate, its crossings that are no end of a movement (0 included)."""
+    pairs: dict[tuple[str, str], Counter[str]] = {}
+    for (origin, destination, vehicle_class), n in sorted(tally.movements.items()):
+        pairs.setdefault((origin, destination), Counter())[vehicle_class] += n
+    unmatched = dict.fromkeys(gates, 0)
+    for (gate, _), n in tally.unmatched.items():
+        unmatched[gate] += n
+    return {
+        "movements": [
+            {
+                "origin": origin,
+                "destination": destination,
+                "total": sum(by_class.values()),
+                "by_class": dict(by_class),
+            }
+            for (origin, destination), by_class in pairs.items()
+        ],
+        "unmatched": unmatched,
     }
 
 
@@ -216,12 +254,16 @@ def _cmd_count(args: argparse.Namespace) -> int:
     settings = ModelSettings(imgsz=args.imgsz, backend=args.backend)
     model_path = resolve_model_path(args.model, DEFAULT_MODEL)
     output = _claim_stdout() if args.json else sys.stdout
-    result = count_source(args.source, lines, settings, model_path)
+    result = count_source(args.source, lines, settings, model_path, args.movements)
     if args.json:
         print(json.dumps(result), file=output, flush=True)
     else:
         for name, line in result["lines"].items():  # type: ignore[attr-defined]
             print(f"{name}: {line['total']} {line['by_direction']} {line['by_class']}")
+        for move in result.get("movements", []):  # type: ignore[attr-defined]
+            print(f"{move['origin']} -> {move['destination']}: {move['total']} {move['by_class']}")
+        if args.movements:
+            print(f"unmatched: {result['unmatched']}")
         print(f"{result['frames']} frames in {result['seconds']} s ({result['fps']} frames/s)")
     return 0
 
@@ -397,6 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--imgsz", type=int, help="inference size of the long side (default 640)")
     count.add_argument("--backend", choices=["auto", "torch", "openvino"], default="auto")
     count.add_argument("--json", action="store_true", help="print one JSON object")
+    count.add_argument(
+        "--movements",
+        action="store_true",
+        help="every line is a gate: add each vehicle's first -> last gate (movements) and "
+        "the crossings that are no end of a movement (unmatched, per gate)",
+    )
     count.set_defaults(handler=_cmd_count)
     _add_propose(commands)
 

@@ -8,6 +8,11 @@ line is not counted, because it never crossed in view.
 Direction labels are geometric in image coordinates: for a line that is more horizontal
 than vertical, ``down`` (towards larger y) and ``up``; otherwise ``right`` and ``left``.
 Sites rename them (``direction_names``), e.g. ``down -> southbound``.
+
+For the movements stage the counter also reports, per track, when a counted vehicle crosses
+the same line back (a U-turn) or forward again, with hysteresis: only positions more than
+half the box's smaller side from the line count, so a vehicle standing on a line never does.
+These passages count nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contract.camera import CountLine
-from detector.currency import Crossing, FloatArray, Tracks
+from detector.currency import Crossing, FloatArray, Passage, Tracks
 
 Vector = tuple[float, float]
 
@@ -71,11 +76,22 @@ class PixelLine:
 
 
 @dataclass(slots=True)
+class _Settled:
+    """The side (+1 or -1) of one line a counted track last stood clear of, and whether it
+    last went over the line through its segment (rather than round its end)."""
+
+    side: int
+    through: bool = True
+
+
+@dataclass(slots=True)
 class _TrackState:
-    """What the counter remembers of one track: its last centre and the lines it was counted on."""
+    """What the counter remembers of one track: its last centre, the lines it was counted on
+    and, per such line, the side it last stood clear of it on."""
 
     centre: Vector
     counted_on: set[str] = field(default_factory=set)
+    settled: dict[str, _Settled] = field(default_factory=dict)
 
 
 class LineCounter:
@@ -88,27 +104,39 @@ class LineCounter:
 
     def update(self, tracks: Tracks) -> list[Crossing]:
         """Advance every track by one analysed frame and return the new crossings."""
+        return [p.crossing for p in self.passages(tracks) if p.counted]
+
+    def passages(self, tracks: Tracks) -> list[Passage]:
+        """Like ``update``, with the track of each crossing and the uncounted passages back
+        and forth over lines already counted (for the movements stage)."""
         centre_array = tracks.centres()
         centres = [(float(x), float(y)) for x, y in centre_array]
+        clearances = (
+            np.minimum(tracks.xyxy[:, 2] - tracks.xyxy[:, 0], tracks.xyxy[:, 3] - tracks.xyxy[:, 1])
+            / 2
+        ).tolist()
         track_ids = tracks.track_id.tolist()
-        crossings: list[Crossing] = []
+        passages: list[Passage] = []
         for line in self.lines:
             sides = line.side(centre_array)
             for i, track_id in enumerate(track_ids):
-                direction = self._crossed(line, track_id, centres[i], float(sides[i]))
+                side = float(sides[i])
+                direction = self._crossed(line, track_id, centres[i], side)
+                counted = direction is not None
+                if direction is None:
+                    direction = self._passed_again(line, track_id, centres[i], side, clearances[i])
                 if direction is not None:
-                    crossings.append(
-                        Crossing(
-                            line.name, direction, tracks.vehicle_class[i], tracks.meta.timestamp_s
-                        )
+                    crossing = Crossing(
+                        line.name, direction, tracks.vehicle_class[i], tracks.meta.timestamp_s
                     )
+                    passages.append(Passage(track_id, crossing, counted))
         for track_id, centre in zip(track_ids, centres, strict=True):
             state = self._tracks.get(track_id)
             if state is None:
                 self._tracks[track_id] = _TrackState(centre)
             else:
                 state.centre = centre
-        return crossings
+        return passages
 
     def _crossed(
         self, line: PixelLine, track_id: int, centre: Vector, side_now: float
@@ -119,13 +147,38 @@ class LineCounter:
         side_before = float(line.side(np.array([state.centre], dtype=np.float32))[0])
         moved_positive = side_before < 0 <= side_now
         moved_negative = side_before > 0 >= side_now
-        if not (moved_positive or moved_negative):
-            return None
-        t = line.along(state.centre, centre)
-        if not -self.segment_tolerance <= t <= 1 + self.segment_tolerance:
+        if not (moved_positive or moved_negative) or not self._on_segment(
+            line, state.centre, centre
+        ):
             return None
         state.counted_on.add(line.name)
+        state.settled[line.name] = _Settled(1 if moved_positive else -1)
         return line.positive_label if moved_positive else line.negative_label
+
+    def _on_segment(self, line: PixelLine, point_a: Vector, point_b: Vector) -> bool:
+        """The motion a->b meets the line on its segment (within the tolerance)."""
+        t = line.along(point_a, point_b)
+        return -self.segment_tolerance <= t <= 1 + self.segment_tolerance
+
+    def _passed_again(
+        self, line: PixelLine, track_id: int, centre: Vector, side_now: float, clearance: float
+    ) -> str | None:
+        """The direction a counted track went over its line's segment in once more, judged
+        on positions clear of the line (so jitter on it never passes), else None."""
+        state = self._tracks.get(track_id)
+        settled = state.settled.get(line.name) if state else None
+        if state is None or settled is None:
+            return None
+        side_before = float(line.side(np.array([state.centre], dtype=np.float32))[0])
+        if side_before < 0 <= side_now or side_before > 0 >= side_now:
+            settled.through = self._on_segment(line, state.centre, centre)
+        side = 1 if side_now > 0 else -1
+        if abs(side_now) <= clearance or side == settled.side:
+            return None
+        settled.side = side
+        if not settled.through:
+            return None  # went round the end of the line
+        return line.positive_label if side > 0 else line.negative_label
 
     def forget(self, live_track_ids: set[int]) -> None:
         """Drop state of tracks the tracker no longer holds (bounded memory)."""

@@ -1,7 +1,8 @@
 """The typed hand-offs between pipeline stages.
 
 source -> ``Frame`` -> detect -> ``Detections`` -> track -> ``Tracks`` -> count / congestion
--> ``Crossing`` / ``ZoneSample`` -> aggregate -> ``IntervalReport`` (contract) -> outbox -> uplink.
+-> ``Crossing`` / ``ZoneSample`` -> aggregate -> ``IntervalReport`` (contract) -> outbox -> uplink;
+count -> ``Passage`` -> movements -> ``MovementTally`` -> aggregate.
 
 Only ``Frame`` carries pixels, and only the detect stage receives it: every later stage
 works on boxes, and nothing after ``aggregate`` holds anything per vehicle.
@@ -9,6 +10,7 @@ works on boxes, and nothing after ``aggregate`` holds anything per vehicle.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,6 +87,33 @@ class Crossing:
 
 
 @dataclass(frozen=True, slots=True)
+class Passage:
+    """A track passing a line, for the movements stage only: the id never leaves it.
+
+    ``counted``: the line's one counted crossing of this track; otherwise the track crossed
+    the line again after it was counted (back, or forward once more), which counts nothing.
+    """
+
+    track_id: int
+    crossing: Crossing
+    counted: bool
+
+
+@dataclass(slots=True)
+class MovementTally:
+    """Vehicles closed by the movements stage: per (origin, destination, class), and per
+    (gate, class) the counted crossings that are no end of a movement. No id, no path."""
+
+    movements: Counter[tuple[str, str, VehicleClass]] = field(default_factory=Counter)
+    unmatched: Counter[tuple[str, VehicleClass]] = field(default_factory=Counter)
+
+    def add(self, other: MovementTally) -> None:
+        """Add another tally into this one."""
+        self.movements.update(other.movements)
+        self.unmatched.update(other.unmatched)
+
+
+@dataclass(frozen=True, slots=True)
 class ZoneSample:
     """Aggregate state of one zone in one analysed frame (no per-vehicle data)."""
 
@@ -93,7 +122,9 @@ class ZoneSample:
     vehicles: int
     area_share: float
     speeds_kmh: tuple[float, ...]
+    """Passage speeds of the vehicles that left the zone in this frame (calibrated only)."""
     stopped: int
     queue_vehicles: int
     queue_m: float | None
     density_veh_km_lane: float | None
+    density_pcu_km_lane: float | None

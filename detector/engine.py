@@ -7,16 +7,14 @@ and released before the later stages run; they see boxes only.
 Two savings, both on by default and both erring towards detection (``detector.motion``,
 ``detector.pacing``): the pacer analyses every second or third frame while every tracked
 vehicle crawls or stands, and watches the frames in between for motion anywhere but around
-them; the
-motion gate skips the detector on an analysed frame when nothing moved since it last ran
-and no vehicle is tracked. A skipped frame goes through the later stages as a frame with no
-vehicle in it (which is what it holds), so coverage, zone samples and observers see it.
+them; the motion gate skips the detector on an analysed frame when nothing moved since it
+last ran and no vehicle is tracked. A skipped frame goes through the later stages as a frame
+with no vehicle in it (which is what it holds), so coverage, zone samples and observers see it.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,11 +33,13 @@ from detector.currency import (
     FloatArray,
     Frame,
     FrameMeta,
+    MovementTally,
     Tracks,
     ZoneSample,
 )
 from detector.detect import Region, VehicleDetector
 from detector.motion import MotionProbe
+from detector.movements import MovementTracker
 from detector.pacing import AnalysisPacer
 from detector.source import PendingFrame, SourceError
 from detector.track import VehicleTracker
@@ -63,6 +63,8 @@ class _Geometry:
     size: tuple[int, int]
     region: Region
     counter: LineCounter
+    movements: MovementTracker | None
+    """Gate-to-gate movements, when the camera counts them."""
     zone_meters: list[ZoneMeter]
     tracker: VehicleTracker
     pacer: AnalysisPacer
@@ -79,8 +81,7 @@ class CameraPipeline:
     """Turns one stream's frames into crossings, zone samples and interval reports.
 
     Pipelines of several cameras may share one ``VehicleDetector`` from their own threads;
-    it runs their inferences in parallel. ``detector_lock``, if given, serialises them
-    instead (the engine as it was, for comparison).
+    it runs their inferences in parallel.
     """
 
     def __init__(
@@ -89,24 +90,31 @@ class CameraPipeline:
         detector: VehicleDetector,
         stream_fps: float,
         health: Callable[[], HealthCounters] = HealthCounters,
-        detector_lock: threading.Lock | None = None,
         *,
         config_version: int | None = None,
         observers: Sequence[TrackObserver] = (),
+        movements: bool | None = None,
     ) -> None:
         self.camera = camera
         self.detector = detector
         self.stream_fps = stream_fps
         self.top_fps = min(stream_fps, camera.max_detect_fps)
         self.observers = list(observers)
-        self._detector_lock = detector_lock
         self._geometry: _Geometry | None = None
         self._last_due_s: float | None = None
         self.totals: Counter[CountKey] = Counter()
+        self.movements = movements
+        """Count movements between the lines (its gates); None: when there are two or more."""
+        self.movement_totals = MovementTally()
         self.frames_analysed = 0
         self.frames_detected = 0
         self.aggregator = IntervalAggregator(
-            camera.id, camera.interval_seconds, self._zone_summary(camera), health, config_version
+            camera.id,
+            camera.interval_seconds,
+            self._zone_summary(camera),
+            health,
+            config_version,
+            camera.intersection,
         )
 
     @property
@@ -121,9 +129,10 @@ class CameraPipeline:
         interval boundary, so every report is counted with exactly one configuration and
         none is reported twice (the stretch in between reads as reduced coverage).
         """
+        self._close_movements()
         closed = self.aggregator.flush()
         self.aggregator = self.aggregator.successor(
-            camera.interval_seconds, self._zone_summary(camera), config_version
+            camera.interval_seconds, self._zone_summary(camera), config_version, camera.intersection
         )
         self.camera = camera
         self.top_fps = min(self.stream_fps, camera.max_detect_fps)
@@ -169,10 +178,13 @@ class CameraPipeline:
         self._learn_motion(geometry, tracks, news)
         for observer in self.observers:
             observer.observe(tracks)
-        crossings = geometry.counter.update(tracks)
-        geometry.counter.forget(set(tracks.track_id.tolist()) | geometry.tracker.held_track_ids())
+        passages = geometry.counter.passages(tracks)
+        live = set(tracks.track_id.tolist()) | geometry.tracker.held_track_ids()
+        geometry.counter.forget(live)
         samples = [meter.observe(tracks) for meter in geometry.zone_meters]
-        self._record(crossings, samples)
+        self._record([p.crossing for p in passages if p.counted], samples)
+        if geometry.movements is not None:
+            self._record_movements(geometry.movements.update(tracks, passages, live))
         self.frames_analysed += 1
         return reports
 
@@ -185,11 +197,7 @@ class CameraPipeline:
             and not geometry.probe.moved()
         ):
             return None
-        if self._detector_lock is None:
-            detections = self.detector.detect(frame, geometry.region)
-        else:
-            with self._detector_lock:
-                detections = self.detector.detect(frame, geometry.region)
+        detections = self.detector.detect(frame, geometry.region)
         geometry.probe.remember()
         self.frames_detected += 1
         return detections
@@ -207,7 +215,17 @@ class CameraPipeline:
 
     def finish(self) -> list[IntervalReport]:
         """Close the open interval (marked partial) when the stream ends or the worker stops."""
+        self._close_movements()
         return self.aggregator.flush()
+
+    def _close_movements(self) -> None:
+        """Count every vehicle the movements stage still holds into the open interval."""
+        if self._geometry is not None and self._geometry.movements is not None:
+            self._record_movements(self._geometry.movements.flush())
+
+    def _record_movements(self, tally: MovementTally) -> None:
+        self.aggregator.add_movements(tally)
+        self.movement_totals.add(tally)
 
     def _due(self, meta: FrameMeta) -> bool:
         """Look at most ``max_detect_fps`` frames per stream second; the rest cost a grab.
@@ -230,7 +248,9 @@ class CameraPipeline:
             self.totals[(crossing.line, crossing.direction, crossing.vehicle_class)] += 1
 
     def _build_geometry(self, width: int, height: int) -> _Geometry:
+        self._close_movements()  # a camera back at another size: its tracks start afresh
         camera = self.camera
+        movements = len(camera.lines) >= 2 if self.movements is None else self.movements
         scale = camera.scale(width, height)
         lines = [PixelLine.from_config(line, scale) for line in camera.lines]
         calibration = (
@@ -244,7 +264,12 @@ class CameraPipeline:
             size=(width, height),
             region=region,
             counter=LineCounter(lines),
-            zone_meters=[ZoneMeter(zone, scale, calibration) for zone in camera.zones],
+            movements=MovementTracker(
+                camera.counted_classes(), view=(region.x1, region.y1, region.x2, region.y2)
+            )
+            if movements
+            else None,
+            zone_meters=[ZoneMeter(z, scale, calibration, camera.pcu) for z in camera.zones],
             tracker=VehicleTracker(self.top_fps),
             pacer=pacer,
             probe=MotionProbe(region, enabled=camera.motion_gate or pacer.max_stride > 1),

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO counters VALUES ('dropped_total', 0), ('dropped_unreported', 0);
+INSERT OR IGNORE INTO counters VALUES
+    ('dropped_total', 0), ('dropped_unreported', 0), ('reported_until', 0);
 """
 _ADDED_COLUMNS = {"dead_letter": {"status": "INTEGER"}}
 """Columns newer than the oldest outbox files in the field; added when such a file is opened."""
@@ -118,6 +119,10 @@ class Outbox:
             db.execute(
                 "INSERT INTO pending (report_id, interval_start, body) VALUES (?, ?, ?)",
                 (report.report_id, _epoch(report), report.model_dump_json()),
+            )
+            db.execute(
+                "UPDATE counters SET value = max(value, ?) WHERE name = 'reported_until'",
+                (_epoch(report) + report.interval_seconds,),
             )
             self._drop_overflow(db)
             return True
@@ -218,6 +223,11 @@ class Outbox:
         """Whether this interval was already queued, delivered or dead-lettered."""
         with self._transaction() as db:
             return self._known(db, report_id)
+
+    def reported_until(self) -> int:
+        """End (epoch seconds) of the latest interval ever queued here, by this run or an
+        earlier one: a report starting before it would cover that time twice."""
+        return self._count("SELECT value FROM counters WHERE name = 'reported_until'")
 
     def backlog(self) -> int:
         """Reports waiting for delivery."""

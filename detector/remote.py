@@ -1,14 +1,20 @@
 """Remote configuration: a camera's set-up as the API versions it, pulled, checked and cached.
 
-The API says in each heartbeat answer which configuration version is the newest. A newer one
-than the worker counts with (and not the one it last refused) is pulled, validated as a
+Versions are the API's, numbered per camera from 1; 0 is the site file's set-up (the file's
+``config_version`` is a revision of the whole file and never compared with them). The worker
+pulls once when it starts (``CameraWorker``), and the API says in each heartbeat answer which
+version is the newest. A newer one than the worker counts with (and not the one it last
+refused) is pulled, validated as a
 ``CameraSetup`` and checked against the stream it would count; then the camera thread switches
 to it between two frames (``CameraPipeline.reconfigure``), without a restart. A configuration
 that does not validate or does not fit is refused with its reason, which the next heartbeat
 carries back (``ConfigPull``), and counting goes on with the last good one.
 
 The last applied configuration is cached beside the outbox (set-up only, never imagery), so a
-worker that restarts while the API is unreachable counts with it instead of its site file's.
+worker that restarts while the API is unreachable counts with it instead of its site file's;
+at start the newer of the cached one and the API's wins (the cached one on a tie), and the
+site file's only when there is neither. A version the API announces but does not hand out
+(none stored) is asked for again only after a growing pause, or once another is announced.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +34,7 @@ from contract import ConfigPull, VehicleClass
 from contract.camera import CameraSetup
 from contract.report import MAX_CONFIG_VERSION, Label
 from contract.site import Camera, format_validation_error
+from detector.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,8 @@ CACHE_SUFFIX = ".config.json"
 ASPECT_TOLERANCE = 0.02
 """Relative difference of aspect ratios still read as the same shape (rounded frame sizes)."""
 _REASON_CHARS = 500
+SITE_FILE_VERSION = 0
+"""The version a worker counting with its site file's set-up reports: none the API gave."""
 
 Fetch = Callable[[], object | None]
 """Gets the API's configuration document, or None when there is none to judge now."""
@@ -106,7 +116,9 @@ class ConfigCache:
 class RemoteConfig:
     """One camera's configuration: the one in use, the next one to switch to, the last pull.
 
-    ``pull`` runs on the uplink thread; ``take`` and ``applied`` on the camera thread.
+    ``wants`` and ``pull`` run on the uplink thread (and ``pull`` once on the camera thread
+    at start), ``take`` and ``applied`` on the camera thread, the heartbeat reads
+    ``version`` and ``last_pull``: all of it behind one lock.
     """
 
     def __init__(
@@ -116,67 +128,97 @@ class RemoteConfig:
         cache: ConfigCache,
         detected: tuple[VehicleClass, ...],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        backoff: Backoff | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.camera = camera
-        self.version = version
-        self.last_pull: ConfigPull | None = None
+        self._camera = camera
+        self._version = version
+        self._last_pull: ConfigPull | None = None
         self._cache = cache
         self._detected = detected
         self._clock = clock
         self._lock = threading.Lock()
         self._next: Switch | None = None
         self._refused: int | None = None
+        self._missing: int | None = None
+        """An announced version the API had nothing for, asked again after ``_retry_at``."""
+        self._retry_at = float("-inf")
+        self._backoff = backoff or Backoff(30.0, 3600.0)
+        self._monotonic = monotonic
+
+    @property
+    def camera(self) -> Camera:
+        """The camera as it counts now (the site file's, or with an API set-up)."""
+        with self._lock:
+            return self._camera
+
+    @property
+    def version(self) -> int:
+        """The API version it counts with; ``SITE_FILE_VERSION`` for the site file's."""
+        with self._lock:
+            return self._version
+
+    @property
+    def last_pull(self) -> ConfigPull | None:
+        """What became of the last pull, for the heartbeat."""
+        with self._lock:
+            return self._last_pull
 
     @classmethod
     def start(
-        cls,
-        camera: Camera,
-        file_version: int,
-        cache: ConfigCache,
-        detected: tuple[VehicleClass, ...],
+        cls, camera: Camera, cache: ConfigCache, detected: tuple[VehicleClass, ...]
     ) -> RemoteConfig:
-        """Count with the cached configuration if it is newer than the site file's."""
+        """Count with the cached configuration (the last the API gave and this worker
+        applied), else with the site file's; the worker's pull at start may then find a newer
+        one."""
         cached = cache.load()
-        if cached is None or cached.version <= file_version:
-            return cls(camera, file_version, cache, detected)
+        if cached is None:
+            return cls(camera, SITE_FILE_VERSION, cache, detected)
         try:
             from_cache = camera.with_setup(cached.setup)
         except ValidationError as exc:
             log.warning(
                 "camera %s: cached configuration version %d does not fit the site file; using"
-                " the file's version %d: %s",
+                " the file's set-up: %s",
                 camera.id,
                 cached.version,
-                file_version,
                 _problems(exc),
             )
-            return cls(camera, file_version, cache, detected)
+            return cls(camera, SITE_FILE_VERSION, cache, detected)
         log.info(
-            "camera %s: counting with cached configuration version %d (the site file has %d)",
+            "camera %s: counting with cached configuration version %d, not the site file's",
             camera.id,
             cached.version,
-            file_version,
         )
         return cls(from_cache, cached.version, cache, detected)
 
     def wants(self, newest: int | None) -> bool:
-        """Whether the API's newest version is worth pulling."""
+        """Whether the API's newest version is worth pulling: newer than the one counting or
+        queued, not refused, and not one the API just had nothing for (until its pause)."""
         with self._lock:
-            known = self._next.version if self._next else self.version
-        return newest is not None and newest > known and newest != self._refused
+            known = self._next.version if self._next else self._version
+            waiting = newest == self._missing and self._monotonic() < self._retry_at
+            refused = newest == self._refused
+        return newest is not None and newest > known and not refused and not waiting
 
-    def pull(self, fetch: Fetch, newest: int, frame_size: tuple[int, int] | None) -> bool:
-        """Pull, check and queue the API's configuration; True when there is an outcome to
-        report soon (queued for the camera thread, or refused)."""
+    def pull(self, fetch: Fetch, newest: int | None, frame_size: tuple[int, int] | None) -> bool:
+        """Pull, check and queue the API's configuration (``newest``: the version announced,
+        None at start); True when there is an outcome to report soon (queued for the camera
+        thread, or refused)."""
         if frame_size is None:
             return False  # whether it fits the stream can only be judged from a frame
         body = fetch()
         if body is None:
+            self._wait_for(newest)
             return False
+        with self._lock:
+            self._missing = None
+        self._backoff.reset()
         try:
             pulled = _DeviceConfig.model_validate(body)
         except ValidationError as exc:
-            return self._refuse(newest, _problems(exc))
+            return self._refuse(newest or SITE_FILE_VERSION, _problems(exc))
         if pulled.version <= self.version:
             log.info(
                 "camera %s: the API's configuration %d is not newer", self.camera.id, pulled.version
@@ -193,6 +235,13 @@ class RemoteConfig:
             self._next = Switch(camera, pulled.version)
         return True
 
+    def _wait_for(self, announced: int | None) -> None:
+        """Nothing to pull (none stored, or no answer): ask for the same version again only
+        after a growing pause, so a camera without a stored configuration is no 404 loop."""
+        delay = self._backoff.next_delay()
+        with self._lock:
+            self._missing, self._retry_at = announced, self._monotonic() + delay
+
     def take(self) -> Switch | None:
         """The configuration to switch to before the next frame, once."""
         with self._lock:
@@ -202,9 +251,9 @@ class RemoteConfig:
     def applied(self, switch: Switch) -> None:
         """The camera counts with ``switch`` now: remember it, report it, cache it."""
         with self._lock:
-            self.camera, self.version = switch.camera, switch.version
-        self.last_pull = ConfigPull(version=switch.version, status="applied", at=self._clock())
-        log.info("camera %s: configuration version %d applied", self.camera.id, switch.version)
+            self._camera, self._version = switch.camera, switch.version
+            self._last_pull = ConfigPull(version=switch.version, status="applied", at=self._clock())
+        log.info("camera %s: configuration version %d applied", switch.camera.id, switch.version)
         cached = VersionedSetup(version=switch.version, setup=switch.camera.setup())
         try:
             self._cache.store(cached)
@@ -212,7 +261,7 @@ class RemoteConfig:
             log.error(
                 "camera %s: configuration version %d applied but not cached (%s); a restart"
                 " without the API would count with the site file's",
-                self.camera.id,
+                switch.camera.id,
                 switch.version,
                 exc,
             )
@@ -228,15 +277,14 @@ class RemoteConfig:
 
     def _refuse(self, version: int, reason: str) -> bool:
         reason = _one_line(reason)[:_REASON_CHARS] or "refused"
-        self._refused = version
-        self.last_pull = ConfigPull(
-            version=version, status="refused", reason=reason, at=self._clock()
-        )
+        pull = ConfigPull(version=version, status="refused", reason=reason, at=self._clock())
+        with self._lock:
+            self._refused, self._last_pull, counting = version, pull, self._version
         log.warning(
             "camera %s: configuration version %d refused, counting on with version %d: %s",
             self.camera.id,
             version,
-            self.version,
+            counting,
             reason,
         )
         return True

@@ -1,12 +1,14 @@
 """Scene learning: confirmed Tracks -> an aggregate map of where vehicles drive (``SceneMap``).
 
 A grid over the frame; per cell, over one learning window: how many distinct vehicles their
-box centre passed through, their mean motion, the share of stopped observations and the
-class mix. Track ids are used here, in memory, only while a track lives: when it ends, the
-cells it passed are added to per-cell tallies and the track is forgotten. Distinct counts
-are kept for the grid and each halving of it, so a map with more qualifying cells than the
-contract allows can be sent coarser without double-counting a vehicle. Cells seen by fewer
-than ``k`` vehicles are withheld from every map.
+box centre passed through, their mean motion, their stopped share and the class mix. Motion
+is averaged per vehicle (a vehicle's own mean in the cell, then the mean over vehicles), so a
+vehicle that lingers weighs no more than one that passes. Track ids are used here, in
+memory, only while a track lives: when it ends, the cells it passed and its motion in them
+are added to per-cell tallies and the track is forgotten. Tallies are kept for the grid and
+each halving of it, so a map with more qualifying cells than the contract allows can be sent
+coarser without double-counting a vehicle. Cells seen by fewer than ``k`` vehicles are
+withheld from every map, and so is any class count below ``k``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ leaving room for the proposals under the contract's 64 KiB."""
 COARSEST_CELLS = 160
 """Halvings are kept down to a grid this small, which always fits both bounds."""
 MAX_VEHICLES = 10_000_000
+MOTION_SUMS = ("observations", "stopped", "moving", "vx", "vy")
+"""What a live track sums per cell it passed (``_Trail.motion``)."""
+MOTION_FIELDS = ("observed", "stopped", "moving", "vx", "vy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,21 @@ class _Trail:
     step: set[int] = field(default_factory=set)
     """Cells entered on the last step (all visited ones until its speed is first known)."""
     measured: bool = False
+    motion: dict[int, list[float]] = field(default_factory=dict)
+    """Per fine cell this vehicle's own observations there: [observations, stopped, moving,
+    summed vx, summed vy] (bounded by the cells it passed)."""
+
+    def observe(self, velocity: tuple[float, float], stopped: bool) -> None:
+        """One motion observation, credited to the cells of the last step."""
+        for cell in self.step:
+            sums = self.motion.setdefault(cell, [0.0] * len(MOTION_SUMS))
+            sums[0] += 1
+            if stopped:
+                sums[1] += 1
+            else:
+                sums[2] += 1
+                sums[3] += velocity[0]
+                sums[4] += velocity[1]
 
 
 @dataclass(slots=True)
@@ -136,9 +156,10 @@ class _Tally:
 
 @dataclass(slots=True)
 class _Motion:
-    """Per fine cell: observations, stopped ones, and the summed velocity of moving ones."""
+    """Per cell of one resolution, one vote per vehicle: the vehicles observed there, the sum
+    of their stopped shares, the vehicles seen moving and the sum of their mean velocities."""
 
-    observations: Float64Array
+    observed: Float64Array
     stopped: Float64Array
     moving: Float64Array
     vx: Float64Array
@@ -148,22 +169,22 @@ class _Motion:
     def empty(cls, cells: int) -> _Motion:
         return cls(*(np.zeros(cells) for _ in range(5)))
 
-    def add(self, cells: set[int], velocity: tuple[float, float], stopped: bool) -> None:
-        index = list(cells)
-        self.observations[index] += 1
-        if stopped:
-            self.stopped[index] += 1
-        else:
-            self.moving[index] += 1
-            self.vx[index] += velocity[0]
-            self.vy[index] += velocity[1]
+    def add(self, coarse: Int64Array, sums: Float64Array) -> None:
+        """One vehicle's per-fine-cell sums (rows of ``MOTION_SUMS``), its fine cells mapped
+        to this resolution by ``coarse``: its means per cell, each counted once."""
+        cells, inverse = np.unique(coarse, return_inverse=True)
+        merged = np.zeros((len(cells), sums.shape[1]))
+        np.add.at(merged, inverse, sums)
+        observations, stopped, moving, vx, vy = merged.T
+        seen, moved = observations > 0, moving > 0
+        self.observed[cells[seen]] += 1
+        self.stopped[cells[seen]] += stopped[seen] / observations[seen]
+        self.moving[cells[moved]] += 1
+        self.vx[cells[moved]] += vx[moved] / moving[moved]
+        self.vy[cells[moved]] += vy[moved] / moving[moved]
 
-    def coarse(self, parents: Int64Array, cells: int) -> _Motion:
-        """The same sums over a coarser grid's cells (``parents`` maps each cell to one)."""
-        summed = _Motion.empty(cells)
-        for name in ("observations", "stopped", "moving", "vx", "vy"):
-            np.add.at(getattr(summed, name), parents, getattr(self, name))
-        return summed
+    def copy(self) -> _Motion:
+        return _Motion(*(getattr(self, name).copy() for name in MOTION_FIELDS))
 
 
 @dataclass(slots=True)
@@ -174,7 +195,7 @@ class _Window:
     grids: list[_Grid]
     parents: list[Int64Array]
     tallies: list[_Tally]
-    motion: _Motion
+    motions: list[_Motion]
     vehicles: int = 0
 
     @classmethod
@@ -186,16 +207,20 @@ class _Window:
             grids,
             [grid.parents(coarse) for coarse in grids],
             [_Tally.empty(g.cols * g.rows) for g in grids],
-            _Motion.empty(grid.cols * grid.rows),
+            [_Motion.empty(g.cols * g.rows) for g in grids],
         )
 
-    def add_vehicle(
-        self, tallies: list[_Tally], visited: set[int], vehicle_class: VehicleClass
-    ) -> None:
-        """One vehicle: each cell it passed, once per cell at every resolution."""
+    def add_vehicle(self, tallies: list[_Tally], motions: list[_Motion], trail: _Trail) -> None:
+        """One vehicle: each cell it passed and its motion there, once per cell at every
+        resolution."""
+        visited = trail.visited
         fine = np.fromiter(visited, np.int64, len(visited))
-        for parents, tally in zip(self.parents, tallies, strict=True):
-            tally.add(np.unique(parents[fine]), vehicle_class)
+        moved = np.fromiter(trail.motion, np.int64, len(trail.motion))
+        sums = np.array(list(trail.motion.values()), np.float64).reshape(-1, len(MOTION_SUMS))
+        for parents, tally, motion in zip(self.parents, tallies, motions, strict=True):
+            tally.add(np.unique(parents[fine]), trail.vehicle_class)
+            if len(moved):
+                motion.add(parents[moved], sums)
 
 
 class SceneLearner:
@@ -226,6 +251,7 @@ class SceneLearner:
         self._analysed_s = 0.0
         for trail in self._trails.values():
             trail.visited = set()
+            trail.motion = {}
             trail.frames = 0
 
     def observe(self, tracks: Tracks) -> None:
@@ -245,7 +271,7 @@ class SceneLearner:
             trail = self._step(window.grids[0], track_id, centre, now, tracks.vehicle_class[i])
             if trail.frames > 1 and not math.isnan(ages[i]):
                 reference = (float(references[i, 0]), float(references[i, 1]))
-                self._add_motion(window, trail, reference, float(ages[i]), float(box_px[i]))
+                self._add_motion(trail, reference, float(ages[i]), float(box_px[i]))
         self._finish_stale(now)
 
     def _window_for(self, width: int, height: int) -> _Window:
@@ -308,18 +334,14 @@ class SceneLearner:
 
     @staticmethod
     def _add_motion(
-        window: _Window,
-        trail: _Trail,
-        reference: tuple[float, float],
-        age_s: float,
-        box_px: float,
+        trail: _Trail, reference: tuple[float, float], age_s: float, box_px: float
     ) -> None:
         """Velocity over about the last second, credited to the cells of the last step; the
         first time, to every cell since the track began, so no stretch of road lacks one."""
         (x, y), (rx, ry) = trail.centre, reference
         velocity = ((x - rx) / age_s, (y - ry) / age_s)
         stopped = math.hypot(*velocity) / max(box_px, 1.0) < STOPPED_BOX_SIZES_PER_S
-        window.motion.add(trail.step, velocity, stopped)
+        trail.observe(velocity, stopped)
         trail.measured = True
 
     def _finish_stale(self, now: float) -> None:
@@ -332,7 +354,7 @@ class SceneLearner:
     def _finish(self, trail: _Trail) -> None:
         window = self._window
         if window is not None and trail.frames >= MIN_TRACK_FRAMES:
-            window.add_vehicle(window.tallies, trail.visited, trail.vehicle_class)
+            window.add_vehicle(window.tallies, window.motions, trail)
             window.vehicles += 1
 
     def snapshot(
@@ -347,17 +369,17 @@ class SceneLearner:
         the map alone."""
         window = self._window or _Window.over(_Grid(1, 1, 1, 1))
         tallies = [tally.copy() for tally in window.tallies]
+        motions = [motion.copy() for motion in window.motions]
         live = [t for t in self._trails.values() if t.frames >= MIN_TRACK_FRAMES]
         for trail in live:
-            window.add_vehicle(tallies, trail.visited, trail.vehicle_class)
+            window.add_vehicle(tallies, motions, trail)
         k = self.settings.k
         levels = [
-            (grid, tally, parents)
-            for grid, tally, parents in zip(window.grids, tallies, window.parents, strict=True)
+            (grid, tally, motion)
+            for grid, tally, motion in zip(window.grids, tallies, motions, strict=True)
             if np.count_nonzero(tally.vehicles >= k) <= MAX_SCENE_CELLS
         ]
-        for grid, tally, parents in levels:
-            motion = window.motion.coarse(parents, grid.cols * grid.rows)
+        for grid, tally, motion in levels:
             scene_map = SceneMap(
                 camera_id=camera_id,
                 config_version=config_version,
@@ -380,7 +402,8 @@ class SceneLearner:
 
 
 def _cells(grid: _Grid, tally: _Tally, motion: _Motion, k: int) -> list[SceneCell]:
-    """The cells seen by at least ``k`` vehicles, in the contract's units and bounds."""
+    """The cells seen by at least ``k`` vehicles, in the contract's units and bounds; a class
+    seen by fewer than ``k`` of them reads as 0."""
     cells = []
     for index in np.flatnonzero(tally.vehicles >= k).tolist():
         row, col = divmod(index, grid.cols)
@@ -392,8 +415,8 @@ def _cells(grid: _Grid, tally: _Tally, motion: _Motion, k: int) -> list[SceneCel
                 n=min(int(tally.vehicles[index]), MAX_SCENE_COUNT),
                 vx=_bounded_speed(motion.vx[index] / moving),
                 vy=_bounded_speed(motion.vy[index] / moving),
-                s=round(float(motion.stopped[index] / max(motion.observations[index], 1.0)), 2),
-                k=[min(int(n), MAX_SCENE_COUNT) for n in tally.classes[index]],
+                s=round(float(motion.stopped[index] / max(motion.observed[index], 1.0)), 2),
+                k=[min(int(n), MAX_SCENE_COUNT) if n >= k else 0 for n in tally.classes[index]],
             )
         )
     return cells

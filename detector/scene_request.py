@@ -58,7 +58,8 @@ class SceneRequest:
 
     @property
     def state(self) -> State:
-        return self._state
+        with self._lock:
+            return self._state
 
     # --- uplink thread ------------------------------------------------------------------
 

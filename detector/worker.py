@@ -2,9 +2,9 @@
 
 One thread per camera runs source -> pipeline -> outbox; one uplink thread per camera
 delivers that camera's outbox with its own device token. The model is loaded once and
-shared (inference is serialised by a lock). SIGINT/SIGTERM stop the sources, close the
-open intervals as partial reports and give the uplinks a moment to deliver; whatever is
-not delivered stays in the outbox for the next start.
+shared; the cameras' inferences run in parallel, up to one per core. SIGINT/SIGTERM stop
+the sources, close the open intervals as partial reports and give the uplinks a moment to
+deliver; whatever is not delivered stays in the outbox for the next start.
 
 The uplink thread also acts on what the API's heartbeat answers ask for: it pulls a newer
 configuration (``detector.remote``) and posts a requested scene map
@@ -33,7 +33,7 @@ from detector.config import resolve_model_path
 from detector.detect import VehicleDetector
 from detector.engine import CameraPipeline
 from detector.outbox import Outbox, OutboxError, outbox_path
-from detector.remote import ConfigCache, RemoteConfig, cache_path
+from detector.remote import ConfigCache, Fetch, RemoteConfig, cache_path
 from detector.scene import SceneLearner
 from detector.scene_request import SceneRequest
 from detector.software import describe_software
@@ -57,7 +57,6 @@ class CameraWorker:
     camera: Camera
     config: SiteConfig
     detector: VehicleDetector
-    detector_lock: threading.Lock
     outbox: Outbox
     source: VideoSource
     software: Software | None = None
@@ -68,14 +67,14 @@ class CameraWorker:
     skipped_reports: int = 0
     frame_size: tuple[int, int] | None = None
     """Width and height of the stream's frames, once it delivers one (for the heartbeat)."""
+    fetch_at_start: Fetch | None = None
+    """Pulls the API's configuration once, at the first frame (None: no API configured)."""
     remote: RemoteConfig = field(init=False)
     scene: SceneRequest = field(init=False)
 
     def __post_init__(self) -> None:
         cache = ConfigCache(cache_path(self.outbox.path, self.camera.id))
-        self.remote = RemoteConfig.start(
-            self.camera, self.config.config_version, cache, self.config.model.classes
-        )
+        self.remote = RemoteConfig.start(self.camera, cache, self.config.model.classes)
         learner = SceneLearner(self.config.scene)
         self.scene = SceneRequest(learner, self.camera.id, self.config.scene.learning_s)
 
@@ -86,6 +85,8 @@ class CameraWorker:
             width, height = pending.meta.width, pending.meta.height
             if 0 < width <= MAX_FRAME_SIDE and 0 < height <= MAX_FRAME_SIDE:
                 self.frame_size = (width, height)
+            if self.pipeline is None:
+                self.pull_at_start()
             pipeline = self.pipeline or self._start_pipeline()
             self._between_frames(pipeline)
             self.store(pipeline.process(pending))
@@ -93,13 +94,24 @@ class CameraWorker:
             self.store(self.pipeline.finish())
         log.info("camera %s: stream %s", self.camera.id, self.source.state)
 
+    def pull_at_start(self) -> None:
+        """Before counting anything: the API's newest configuration, when it is newer than the
+        cached one (a tie keeps the cache, and the site file counts only without either), so
+        a restart never counts with an older set-up than the API holds."""
+        if self.fetch_at_start is None or not self.remote.pull(
+            self.fetch_at_start, None, self.frame_size
+        ):
+            return
+        switch = self.remote.take()
+        if switch is not None:
+            self.remote.applied(switch)
+
     def _start_pipeline(self) -> CameraPipeline:
         self.pipeline = CameraPipeline(
             self.remote.camera,
             self.detector,
             self.source.fps,
             self.health,
-            self.detector_lock,
             config_version=self.remote.version,
             observers=[self.scene],
         )
@@ -128,10 +140,15 @@ class CameraWorker:
         return self.remote.pull(uplink.fetch_config, reply.config_version, self.frame_size)
 
     def store(self, reports: list[IntervalReport]) -> None:
-        """Queue reports durably. A full disk is logged and counted, never a crash loop."""
+        """Queue reports durably. A full disk is logged and counted, never a crash loop.
+
+        A report that starts before the end of the latest one queued covers time an earlier
+        run reported, maybe in intervals of another length (a restart right after a
+        configuration switch): it is skipped, as the API would refuse the overlap."""
         for report in reports:
             try:
-                if not self.outbox.put(report):
+                overlaps = report.interval_start.timestamp() < self.outbox.reported_until()
+                if overlaps or not self.outbox.put(report):
                     self.skipped_reports += 1
                     log.info(
                         "camera %s: interval %s already reported by an earlier run; kept that one",
@@ -228,16 +245,18 @@ def run_worker(
             update={"uplink": config.uplink.model_copy(update={"api_url": api_url})}
         )
     stop = stop or threading.Event()
-    detector = VehicleDetector(config.model, resolve_model_path(model_path, config.model.path))
+    detector = VehicleDetector(
+        config.model,
+        resolve_model_path(model_path, config.model.path),
+        concurrency=len(config.cameras),
+    )
     software = describe_software(detector.model_path)
     log.info("software %s, code sha256 %s", software.version, software.code_sha256)
-    lock = threading.Lock()
     workers = [
         CameraWorker(
             camera,
             config,
             detector,
-            lock,
             Outbox(
                 outbox_path(config.outbox.path, camera.id, len(config.cameras)),
                 config.outbox.max_reports,
@@ -252,6 +271,8 @@ def run_worker(
         if config.uplink.api_url
         else []
     )
+    for uplink, worker in zip(uplinks, workers, strict=False):
+        worker.fetch_at_start = uplink.fetch_config
     if not uplinks:
         log.warning("no uplink.api_url: reports stay in the outbox until one is configured")
     _stop_on_signals(stop, workers)

@@ -2,11 +2,13 @@
 
 It starts the API on a SQLite file, registers a demo site, camera, device token and an admin
 login (printed at start) through the API's own admin CLI, runs one worker (``python -m
-detector run``) over a real clip and keeps the dashboard up until Ctrl-C. Files replay as fast
-as the CPU allows: stream time, not wall time, drives the 60-s intervals. Every part runs as
-its own process, exactly as in a deployment, and Ctrl-C stops the worker first (it flushes its
-open interval) and the API last. Progress is read through the API, signed in with the demo
-login, as a planner would read it.
+detector run``) over the shared four-way intersection clip, with a gate per leg, an
+intersection layout, a zone and a ground calibration (``intersection.yaml``), and keeps the
+dashboard up until Ctrl-C, so a newcomer sees turning movements, congestion and speeds. Files
+replay as fast as the CPU allows: stream time, not wall time, drives the 60-s intervals. Every
+part runs as its own process, exactly as in a deployment, and Ctrl-C stops the worker first
+(it flushes its open interval) and the API last. Progress is read through the API, signed in
+with the demo login, as a planner would read it.
 """
 
 from __future__ import annotations
@@ -23,13 +25,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+from urllib.parse import urlencode
 
 import httpx
 import yaml
 
+from contract.camera import CameraSetup
+from contract.site import ConfigError, load_yaml_model
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CLIP = Path("data/video/motorway_cctv_twoway_320x240.avi")
+DEFAULT_CLIP = Path("data/video/urban_intersection_640x480.mp4")
+DEFAULT_SETUP = Path(__file__).with_name("intersection.yaml")
+"""The clip's camera set-up: gates north/east/south/west, their layout, a zone, calibration."""
 DEFAULT_MODEL = Path("models/yolo26n_dq.pt")
 SITE_ID = "demo-site"
 CAMERA_ID = "demo-cam"
@@ -48,38 +56,26 @@ def shared_dir() -> Path:
 
 
 def site_config(
-    clip: Path, model: Path, outbox: Path, token_file: Path, plays: int
+    clip: Path, model: Path, outbox: Path, token_file: Path, plays: int, setup: dict[str, object]
 ) -> dict[str, object]:
-    """A site config for the clip; the lines are those of the motorway reference counts.
-
-    Coordinates are relative (0-1), so the lines stay sensible on another clip too.
-    """
+    """A site config counting ``clip`` with the camera set-up ``setup`` (lines, zones, ...)."""
+    camera = {"id": CAMERA_ID, "source": str(clip), "plays": plays, "interval_seconds": 60}
     return {
         "site": SITE_ID,
         "model": {"path": str(model)},
-        "cameras": [
-            {
-                "id": CAMERA_ID,
-                "source": str(clip),
-                "interval_seconds": 60,
-                "plays": plays,
-                "lines": [
-                    {
-                        "name": "left-carriageway",
-                        "points": [[100 / 320, 45 / 240], [100 / 320, 112 / 240]],
-                        "direction_names": {"left": "towards", "right": "away"},
-                    },
-                    {
-                        "name": "right-carriageway",
-                        "points": [[140 / 320, 130 / 240], [305 / 320, 130 / 240]],
-                        "direction_names": {"down": "towards", "up": "away"},
-                    },
-                ],
-            }
-        ],
+        "cameras": [{**camera, **setup}],
         "uplink": {"token_file": str(token_file), "heartbeat_s": 10},
         "outbox": {"path": str(outbox)},
     }
+
+
+def read_setup(path: Path) -> dict[str, object]:
+    """The camera set-up YAML, checked as the worker will check it (clear error, no traceback)."""
+    try:
+        setup = load_yaml_model(path, CameraSetup)
+    except ConfigError as exc:
+        raise DemoError(str(exc)) from exc
+    return setup.model_dump(mode="json", exclude_defaults=True)
 
 
 def free_port() -> int:
@@ -171,7 +167,7 @@ class Demo:
             return
         self.admin(
             "add-site",
-            *("--id", SITE_ID, "--name", "Tally demo motorway", "--road", "M-demo"),
+            *("--id", SITE_ID, "--name", "Tally demo intersection", "--road", "Demo crossroads"),
             *("--lat", "52.0907", "--lon", "5.1214", "--public"),
         )
         self.admin(
@@ -196,27 +192,42 @@ class Demo:
         if response.status_code != 200:
             raise DemoError(f"the demo login was refused ({response.status_code})")
 
+    def read(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        """One planner GET; signs in again when the session has ended."""
+        response = self.planner.get(path, params=params)
+        if response.status_code == 401:
+            self.sign_in()
+            response = self.planner.get(path, params=params)
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
     def delivered(self) -> Delivered:
-        """What the API reports for the demo camera since this run started, 1-minute buckets
-        (one per 60-s interval); signs in again when the session has ended."""
+        """What the API reports for the demo camera since this run started: 1-minute count
+        buckets (one per 60-s interval) and the turning movements through the intersection."""
         window = {
             "camera": CAMERA_ID,
-            "bucket": "1min",
             "from": (self.started_at - timedelta(minutes=1)).isoformat(),
             "to": (datetime.now(UTC) + LOOK_AHEAD).isoformat(),
         }
         try:
-            response = self.planner.get("/api/v1/counts/series", params=window)
-            if response.status_code == 401:
-                self.sign_in()
-                response = self.planner.get("/api/v1/counts/series", params=window)
-            response.raise_for_status()
+            counts = self.read("/api/v1/counts/series", {**window, "bucket": "1min"})
+            movements = self.read("/api/v1/movements/tmc", window)
         except (httpx.HTTPError, DemoError):
-            return Delivered(0, 0, None)
-        body = response.json()
-        covered = [b["start"] for b in body["buckets"] if b["coverage"] > 0]
+            return Delivered(0, 0, 0, None)
+        covered = [b["start"] for b in counts["buckets"] if b["coverage"] > 0]
         latest = datetime.fromisoformat(covered[-1]).astimezone(UTC) if covered else None
-        return Delivered(len(covered), int(body["total"] or 0), latest)
+        turned = int(movements["intersection"]["total"] or 0)
+        return Delivered(len(covered), int(counts["total"] or 0), turned, latest)
+
+    def dashboard_url(self, page: str = "intersection", **extra: str) -> str:
+        """A dashboard page on the days the replay fills (the demo site keeps UTC time)."""
+        days = {
+            "from": f"{self.started_at:%Y-%m-%d}",
+            "to": f"{self.started_at + LOOK_AHEAD:%Y-%m-%d}",
+        }
+        query = urlencode({"page": page, "site": SITE_ID, **days, **extra})
+        return f"{self.base_url}/?{query}"
 
     def spawn(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
         """A child in its own session: Ctrl-C reaches the demo only, which stops it in order."""
@@ -299,12 +310,16 @@ class Delivered:
     """What the API reports for the demo camera."""
 
     reports: int
-    vehicles: int
+    crossings: int
+    movements: int
     latest: datetime | None
 
     def describe(self) -> str:
         latest = f", latest interval {self.latest:%H:%M} UTC" if self.latest else ""
-        return f"reports delivered: {self.reports}, vehicles counted: {self.vehicles}{latest}"
+        return (
+            f"reports delivered: {self.reports}, line crossings: {self.crossings},"
+            f" vehicles through the intersection: {self.movements}{latest}"
+        )
 
 
 def watch(demo: Demo) -> None:
@@ -326,7 +341,7 @@ def watch(demo: Demo) -> None:
             code = demo.worker.returncode
             outcome = "finished the clip" if code == 0 else f"exited with {code}"
             say(f"worker {outcome}; {demo.delivered().describe()}")
-            say(f"dashboard still at {demo.base_url}/ — press Ctrl-C to stop")
+            say(f"dashboard still at {demo.dashboard_url()} — press Ctrl-C to stop")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -336,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="API on SQLite + dashboard + one worker on a real clip, until Ctrl-C.",
     )
     parser.add_argument("--clip", type=Path, default=shared / DEFAULT_CLIP, help="video file")
+    parser.add_argument(
+        "--setup",
+        type=Path,
+        default=DEFAULT_SETUP,
+        help="the clip's camera set-up YAML: lines (gates), zones, calibration, intersection",
+    )
     parser.add_argument("--model", type=Path, default=shared / DEFAULT_MODEL, help="YOLO weights")
     parser.add_argument("--host", default="127.0.0.1", help="API bind address")
     parser.add_argument("--port", type=int, default=8000, help="API port (0: any free port)")
@@ -356,11 +377,12 @@ def prepare(args: argparse.Namespace) -> Demo:
     for what, path in (("clip", args.clip), ("model", args.model)):
         if not path.is_file():
             raise DemoError(f"{what} not found: {path} (set --{what} or TALLY_SHARED)")
+    setup = read_setup(args.setup)
     root = args.data_dir or Path(tempfile.mkdtemp(prefix="tally-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     paths = DemoPaths(root.resolve())
     config = site_config(
-        args.clip.resolve(), args.model.resolve(), paths.outbox, paths.token, args.plays
+        args.clip.resolve(), args.model.resolve(), paths.outbox, paths.token, args.plays, setup
     )
     paths.config.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return Demo(paths, args.host, args.port or free_port())
@@ -370,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
     demo: Demo | None = None
-    final = Delivered(0, 0, None)
+    final = Delivered(0, 0, 0, None)
     try:
         demo = prepare(args)
         say(f"data folder {demo.paths.root} (database, outbox, logs)")
@@ -378,7 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         demo.start_api()
         demo.sign_in()
         say(f"API       {demo.base_url}/api/v1/meta   (docs: {demo.base_url}/docs)")
-        say(f"dashboard {demo.base_url}/")
+        say(f"dashboard {demo.dashboard_url()}   (turning movements)")
+        say(f"          {demo.dashboard_url('site', bucket='1min')}   (congestion, speeds)")
         say(f"register  {demo.base_url}/register.html   (public: what each camera sends)")
         say(f"login     {DEMO_EMAIL}   password {demo.password}   (role admin)")
         demo.start_worker()

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
-from starlette.types import Message, Receive
 
 from api.commissioning_schemas import (
     LiveOut,
@@ -19,6 +18,7 @@ from api.commissioning_schemas import (
     ValidationOut,
 )
 from api.deps import AudienceDep, DeviceDep, EditorDep, SessionDep
+from api.middleware import bounded_receive
 from api.routers.admin import origin
 from api.routers.errors import error_responses
 from api.routers.ingest import DeviceRoute
@@ -43,22 +43,6 @@ def scene_map_too_large() -> HTTPException:
     )
 
 
-def bounded(receive: Receive) -> Receive:
-    """`receive` that refuses a streamed body once it grows past the scene map limit."""
-    received = 0
-
-    async def counting() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > SCENE_MAP_MAX_BYTES:
-                raise scene_map_too_large()
-        return message
-
-    return counting
-
-
 class SceneMapRoute(DeviceRoute):
     """A device route with the scene map's own body limit, far below the app's: a larger body
     is a 413 before it is parsed, whether its length is declared or it is streamed."""
@@ -73,7 +57,8 @@ class SceneMapRoute(DeviceRoute):
         handler = super().get_route_handler()
 
         async def limited(request: Request) -> Response:
-            return await handler(Request(request.scope, bounded(request.receive)))
+            receive = bounded_receive(request.receive, SCENE_MAP_MAX_BYTES, scene_map_too_large())
+            return await handler(Request(request.scope, receive))
 
         return limited
 
@@ -169,7 +154,9 @@ def create_validation(
     camera = registry.require_manageable_camera(session, opened_by, camera_id)
     minutes = (spec or ValidationIn()).minutes
     record = validation.open_session(session, camera, minutes, opened_by, datetime.now(UTC))
-    out = validation.session_out(session, record, validation.TallySheet.of(session, camera))
+    out = validation.session_out(
+        session, record, validation.TallySheet.of_session(session, record, camera)
+    )
     session.commit()
     return out
 
@@ -182,13 +169,13 @@ def create_validation(
     responses=WRITE_ERRORS,
 )
 def put_tally(
-    session_id: SessionId, spec: TallyIn, editor: EditorDep, session: SessionDep
+    session_id: SessionId, spec: TallyIn, editor: EditorDep, request: Request, session: SessionDep
 ) -> ValidationOut:
     """The whole tally, so a resend is harmless; 409 once the session is finished or
     cancelled, 422 for a key that is not one of the session's lines, directions and classes."""
     record, camera = validation.require_session(session, editor.audience, session_id)
-    sheet = validation.TallySheet.of(session, camera)
-    validation.save_tally(record, sheet, spec.manual)
+    sheet = validation.TallySheet.of_session(session, record, camera)
+    validation.save_tally(session, record, sheet, spec.manual, origin(editor, request))
     session.commit()
     return validation.session_out(session, record, sheet)
 
@@ -205,7 +192,7 @@ def finish_validation(
 ) -> ValidationOut:
     """409 before the window has ended (the tally must cover it) and once closed."""
     record, camera = validation.require_session(session, editor.audience, session_id)
-    sheet = validation.TallySheet.of(session, camera)
+    sheet = validation.TallySheet.of_session(session, record, camera)
     validation.finish_session(session, record, sheet, origin(editor, request), datetime.now(UTC))
     out = validation.session_out(session, record, sheet)
     session.commit()
@@ -225,7 +212,9 @@ def cancel_validation(
     """409 once finished or cancelled."""
     record, camera = validation.require_session(session, editor.audience, session_id)
     validation.cancel_session(session, record, origin(editor, request), datetime.now(UTC))
-    out = validation.session_out(session, record, validation.TallySheet.of(session, camera))
+    out = validation.session_out(
+        session, record, validation.TallySheet.of_session(session, record, camera)
+    )
     session.commit()
     return out
 
@@ -243,7 +232,9 @@ def get_validation(
     """A finished session's result is final once every interval of its window has a report;
     until then it is recomputed from the reports stored so far (coverage says how many)."""
     record, camera = validation.require_session(session, audience, session_id)
-    out = validation.session_out(session, record, validation.TallySheet.of(session, camera))
+    out = validation.session_out(
+        session, record, validation.TallySheet.of_session(session, record, camera)
+    )
     session.commit()
     return out
 

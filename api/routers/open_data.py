@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, SettingsDep
+from api.movement_responses import OpenMovements
 from api.params import TimeRange, TimeRangeDep
 from api.read_limits import ReadSlotDep
 from api.responses import OpenCounts, OpenSites
@@ -86,9 +88,10 @@ def published_sites(session: Session, settings: Settings) -> tuple[OpenSites, da
     responses={200: {"content": {"application/ld+json": {}}}, **OPEN_ERRORS},
 )
 def get_catalog(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    """JSON-LD (DCAT): one dataset per public site."""
+    """JSON-LD (DCAT): one dataset per public site, with its movement feeds when it has any."""
     sites = visible_sites(session, PUBLIC)
-    body = as_json(open_data.catalog(settings, str(request.base_url), sites))
+    movements = open_data.movement_sites(session, sites)
+    body = as_json(open_data.catalog(settings, str(request.base_url), sites, movements))
     stamp = latest([c.last_report_at for s in sites for c in s.cameras])
     return cached(request, settings, body, "application/ld+json", stamp)
 
@@ -142,30 +145,59 @@ def get_sites_csv(
 GranularityQ = Annotated[open_data.Granularity, Query(description="Bucket size")]
 
 
-def streamed(
+FEED_WRITERS: dict[
+    tuple[open_data.FeedSource, str],
+    tuple[Callable[[open_data.CountFeed], Iterator[str]], str],
+] = {
+    (open_data.LINES, "json"): (open_data.counts_json, "application/json"),
+    (open_data.LINES, "csv"): (open_data.counts_csv, "text/csv"),
+    (open_data.MOVEMENTS, "json"): (open_data.movements_json, "application/json"),
+    (open_data.MOVEMENTS, "csv"): (open_data.movements_csv, "text/csv"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FeedQuery:
+    """A request for a count or movement feed of one public site."""
+
+    request: Request
+    session: Session
+    settings: Settings
+    site_id: str
+    span: TimeRange
+    granularity: open_data.Granularity
+
+    def stream(self, fmt: str, source: open_data.FeedSource = open_data.LINES) -> Response:
+        """304 when current, 422 when over the row bound (both before any row is built),
+        else the body streamed a chunk at a time under a weak ETag."""
+        session, settings = self.session, self.settings
+        (site,) = visible_sites(session, PUBLIC, self.site_id)
+        now = datetime.now(UTC)
+        feed = open_data.plan_counts(
+            session, settings, site, self.granularity, self.span, now, source
+        )
+        etag = feed.etag(fmt if source is open_data.LINES else f"movements.{fmt}")
+        headers = feed_headers(settings, etag, latest([c.last_report_at for c in site.cameras]))
+        if current(self.request, etag):
+            return Response(status_code=304, headers=headers)
+        feed.check_rows(settings.open_max_rows)
+        write, media_type = FEED_WRITERS[(source, fmt)]
+        return StreamingResponse(write(feed), media_type=media_type, headers=headers)
+
+
+def feed_query(
     request: Request,
-    session: Session,
-    settings: Settings,
-    site_id: str,
-    granularity: open_data.Granularity,
-    span: TimeRange,
-    fmt: str,
-) -> Response:
-    """A count feed: 304 when current, 422 when over the row bound (both before any row is
-    built), else the body streamed a chunk at a time under a weak ETag."""
-    (site,) = visible_sites(session, PUBLIC, site_id)
-    feed = open_data.plan_counts(session, settings, site, granularity, span, datetime.now(UTC))
-    etag = feed.etag(fmt)
-    headers = feed_headers(settings, etag, latest([c.last_report_at for c in site.cameras]))
-    if current(request, etag):
-        return Response(status_code=304, headers=headers)
-    feed.check_rows(settings.open_max_rows)
-    body: Iterator[bytes] | Iterator[str]
-    if fmt == "json":
-        body, media_type = open_data.counts_json(feed), "application/json"
-    else:
-        body, media_type = open_data.counts_csv(feed), "text/csv"
-    return StreamingResponse(body, media_type=media_type, headers=headers)
+    site_id: Label,
+    session: SessionDep,
+    settings: SettingsDep,
+    _slot: ReadSlotDep,
+    span: TimeRangeDep,
+    granularity: GranularityQ = "1h",
+) -> FeedQuery:
+    return FeedQuery(request, session, settings, site_id, span, granularity)
+
+
+FeedDep = Annotated[FeedQuery, Depends(feed_query)]
 
 
 @router.get(
@@ -175,17 +207,9 @@ def streamed(
     response_model=OpenCounts,
     responses=OPEN_ERRORS,
 )
-def get_counts_json(
-    request: Request,
-    site_id: Label,
-    session: SessionDep,
-    settings: SettingsDep,
-    _slot: ReadSlotDep,
-    span: TimeRangeDep,
-    granularity: GranularityQ = "1h",
-) -> Response:
+def get_counts_json(feed: FeedDep) -> Response:
     """Buckets without data are absent: no data, never zero traffic."""
-    return streamed(request, session, settings, site_id, granularity, span, "json")
+    return feed.stream("json")
 
 
 @router.get(
@@ -194,14 +218,29 @@ def get_counts_json(
     summary="Counts of a public site (CSV)",
     responses={200: {"content": CSV}, **OPEN_ERRORS},
 )
-def get_counts_csv(
-    request: Request,
-    site_id: Label,
-    session: SessionDep,
-    settings: SettingsDep,
-    _slot: ReadSlotDep,
-    span: TimeRangeDep,
-    granularity: GranularityQ = "1h",
-) -> Response:
+def get_counts_csv(feed: FeedDep) -> Response:
     """Buckets without data are absent: no data, never zero traffic."""
-    return streamed(request, session, settings, site_id, granularity, span, "csv")
+    return feed.stream("csv")
+
+
+@router.get(
+    "/sites/{site_id}/movements.json",
+    operation_id="get_open_movements_json",
+    summary="Turning movements of a public site (JSON)",
+    response_model=OpenMovements,
+    responses=OPEN_ERRORS,
+)
+def get_movements_json(feed: FeedDep) -> Response:
+    """Small counts withheld as in counts.json; buckets without data are absent."""
+    return feed.stream("json", open_data.MOVEMENTS)
+
+
+@router.get(
+    "/sites/{site_id}/movements.csv",
+    operation_id="get_open_movements_csv",
+    summary="Turning movements of a public site (CSV)",
+    responses={200: {"content": CSV}, **OPEN_ERRORS},
+)
+def get_movements_csv(feed: FeedDep) -> Response:
+    """Small counts withheld as in counts.csv; buckets without data are absent."""
+    return feed.stream("csv", open_data.MOVEMENTS)

@@ -58,7 +58,9 @@ def respond(request: Request, ctx: Context, resource: str) -> Response:
 
 
 @router.get("")
-def service_root(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def service_root(
+    request: Request, session: SessionDep, settings: SettingsDep, _slot: ReadSlotDep
+) -> Response:
     """The entity sets, the conformance classes, the licence and the attribution."""
     return respond(request, context(request, session, settings), "")
 

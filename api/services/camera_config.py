@@ -3,9 +3,14 @@
 The API is the source of truth for where and what a camera counts (lines, zones,
 calibration, interval, classes). Each save is a new version that never changes afterwards;
 workers pull the newest, and the older ones stay so that reports counted with them are still
-checked against the set-up they were counted with. Saving also updates the registry (interval,
-lines, zones, config version) and records an audit event. Nothing here commits: the request or
-the command does, so the version, the registry and the audit event land together.
+checked against the set-up they were counted with. Versions are numbered per camera from 1,
+and version 1 is what the camera was registered with (its site file's set-up, or the
+registry's names when it was registered without one): a report that names no version the API
+gave (a worker counting with its site file) is checked against it. A site file's
+`config_version` is the file's revision, never one of these numbers. Saving also updates the
+registry (interval, lines, zones, config version) and records an audit event. Nothing here
+commits: the request or the command does, so the version, the registry and the audit event
+land together.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.models import Camera, CameraConfig, DeviceHealth
+from api.models import Camera, CameraConfig, CountLine, DeviceHealth
 from api.responses import CalibrationFit, CameraConfigOut, ConfigVersionOut
 from api.schemas import CalibrationFitIn, CameraIn
 from api.services import registry
@@ -28,11 +33,16 @@ from api.services.errors import AlreadyExistsError, NotFoundError, RejectedError
 from api.services.scope import Audience
 from contract import ConfigPull
 from contract.camera import SETUP_FIELDS, Calibration, CameraSetup
-from contract.report import MAX_CONFIG_VERSION
+from contract.report import GEOMETRIC_DIRECTIONS, MAX_CONFIG_VERSION
 from contract.site import Camera as SiteCamera
 
 NAMED_FIELDS = ("lines", "zones")
 """Set-up fields that are lists of named items: the audit summary names the items changed."""
+REGISTERED_NOTE = (
+    "as registered: line and zone names, direction labels, lanes and interval; the registry"
+    " held no geometry, so the lines and zones drawn here are placeholders"
+)
+"""The note of a version 1 made from a registry entry (kept only to check reports)."""
 
 
 class StaleVersionError(AlreadyExistsError):
@@ -73,25 +83,68 @@ def require_config(session: Session, camera_id: str, version: int | None = None)
     return record
 
 
-def stored_setups(
+def report_setups(
     session: Session, camera_id: str, versions: Collection[int]
-) -> dict[int, CameraSetup]:
-    """The stored set-ups among `versions`, by version (ingest checks reports against them)."""
-    if not versions:
-        return {}
-    statement = select(CameraConfig).where(
-        CameraConfig.camera_id == camera_id, CameraConfig.version.in_(sorted(versions))
+) -> tuple[dict[int, CameraSetup], tuple[int, CameraSetup] | None]:
+    """The stored set-ups among `versions`, by version, and the registration (the oldest
+    stored version, None when none is stored), in one query: ingest checks each report
+    against its version, and one with none or an unknown one against the registration."""
+    first = (
+        select(func.min(CameraConfig.version))
+        .where(CameraConfig.camera_id == camera_id)
+        .scalar_subquery()
     )
-    return {record.version: setup_of(record) for record in session.scalars(statement)}
+    statement = select(CameraConfig).where(
+        CameraConfig.camera_id == camera_id,
+        CameraConfig.version.in_(sorted(versions)) | (CameraConfig.version == first),
+    )
+    records = sorted(session.scalars(statement), key=lambda r: r.version)
+    setups = {r.version: setup_of(r) for r in records}
+    registration = (records[0].version, setups[records[0].version]) if records else None
+    return {v: setups[v] for v in versions if v in setups}, registration
 
 
 def current_version(session: Session, camera: Camera) -> int:
-    """The version a worker should count with: the newest stored, else the registry's (a
-    camera registered without a set-up counts with its site file's)."""
+    """The version a worker should count with: the newest stored, 0 when none is (the worker
+    counts with its site file; the registry's `config_version` is that file's revision, not a
+    version the API could hand out)."""
     newest = session.scalar(
         select(func.max(CameraConfig.version)).where(CameraConfig.camera_id == camera.id)
     )
-    return camera.config_version if newest is None else int(newest)
+    return 0 if newest is None else int(newest)
+
+
+def registered_setup(camera: Camera) -> CameraSetup | None:
+    """A registry entry as a set-up: its names, direction labels, lanes, lengths and
+    interval, on placeholder geometry in relative coordinates (a line across the frame for
+    each, on the axis its renamed directions name; a small box per zone). None when the
+    entry is no valid set-up."""
+    lines = [placeholder_line(line, i, len(camera.lines)) for i, line in enumerate(camera.lines)]
+    zones = []
+    for i, zone in enumerate(camera.zones):
+        left, width = 0.05 + 0.9 * i / len(camera.zones), 0.7 / len(camera.zones)
+        box = [[left, 0.85], [left + width, 0.85], [left + width, 0.95], [left, 0.95]]
+        zones.append(
+            {"name": zone.name, "polygon": box, "lanes": zone.lanes, "length_m": zone.length_m}
+        )
+    try:
+        return CameraSetup.model_validate(
+            {"lines": lines, "zones": zones, "interval_seconds": camera.interval_seconds}
+        )
+    except ValidationError:
+        return None
+
+
+def placeholder_line(line: CountLine, index: int, count: int) -> dict[str, Any]:
+    """Line `index` of `count` across the frame, keeping the registry's direction labels."""
+    labels = line.directions
+    renamed = {g: labels[g] for g in GEOMETRIC_DIRECTIONS if labels.get(g, g) != g}
+    at = (index + 1) / (count + 1)
+    across = any(g in renamed for g in ("left", "right")) and not any(
+        g in renamed for g in ("down", "up")
+    )
+    points = [[at, 0.05], [at, 0.95]] if across else [[0.05, at], [0.95, at]]
+    return {"name": line.name, "points": points, "direction_names": renamed}
 
 
 def save_config(
@@ -103,7 +156,9 @@ def save_config(
     base_version: int | None = None,
     origin: Origin = CLI,
 ) -> CameraConfig:
-    """Store `setup` as the camera's next version and count with it from now on.
+    """Store `setup` as the camera's next version and count with it from now on. A camera's
+    first save stores its registry entry as version 1 first, so the reports its worker
+    counted before the switch are still checked against what was registered.
 
     `base_version`, the version the editor started from, must still be the newest (else
     StaleVersionError); None saves regardless (the command line).
@@ -116,7 +171,12 @@ def save_config(
             f"camera {camera.id!r} is at configuration version {newest} now, not {base_version}:"
             " someone saved since you loaded it; reload it and make your change again"
         )
-    version = max(newest or 0, camera.config_version) + 1
+    registered = registered_setup(camera) if latest is None else None
+    if registered is not None:
+        newest = store_version(
+            session, camera.id, registered, 1, REGISTERED_NOTE, origin, None
+        ).version
+    version = (newest or 0) + 1
     record = store_version(session, camera.id, setup, version, note, origin, latest)
     spec = registry.camera_from_setup(camera.id, camera.site_id, setup, version, camera.name)
     registry.apply_registration(session, camera, spec)
@@ -149,7 +209,6 @@ def register_from_site_file(
     session: Session,
     configured: SiteCamera,
     site_id: str,
-    file_version: int,
     *,
     replace: bool = False,
     note: str = "",
@@ -158,18 +217,14 @@ def register_from_site_file(
     """Register a site file's camera and store its set-up as a version, so the API is the
     source of truth from registration on.
 
-    The version is the file's `config_version` unless a version that high is stored already;
-    then it is the next one. Registering the newest stored set-up again adds no version.
+    The version is the camera's next one (1 for a new camera), whatever the file's
+    revision; registering the newest stored set-up again adds no version.
     """
     setup = configured.setup()
     latest = latest_config(session, configured.id)
     kept = latest if latest is not None and latest.setup == setup_json(setup) else None
-    if kept is not None:
-        version = kept.version
-    elif latest is None or file_version > latest.version:
-        version = file_version
-    else:
-        version = latest.version + 1
+    newest = latest.version if latest is not None else 0
+    version = newest if kept is not None else newest + 1
     spec = registry.camera_from_setup(configured.id, site_id, setup, version)
     registry.register_camera(session, spec, replace=replace, origin=origin)
     return kept or store_version(session, configured.id, setup, version, note, origin, latest)

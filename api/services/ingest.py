@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, Table, insert, select
 from sqlalchemy.orm import Session
 
 from api.models import (
+    Base,
     Camera,
     CameraTraffic,
     CountRecord,
@@ -35,7 +36,7 @@ from api.models import (
     ZoneRecord,
 )
 from api.schemas import IngestResult, ReportResult, direction_labels
-from api.services.camera_config import stored_setups
+from api.services.camera_config import report_setups
 from api.services.errors import ForbiddenError, RejectedError
 from api.services.rollups import RollupDelta, bucket_start, upsert_add
 from api.settings import Settings
@@ -190,14 +191,19 @@ class Layout:
 
 
 def layouts_of(session: Session, camera: Camera, reports: list[IntervalReport]) -> list[Layout]:
-    """Each report's layout, in batch order."""
-    setups = stored_setups(
+    """Each report's layout, in batch order: no version or an unknown one is the camera's
+    registration (its version 1 once versions are stored)."""
+    setups, registration = report_setups(
         session, camera.id, {r.config_version for r in reports if r.config_version is not None}
     )
     layouts: dict[int | None, Layout] = {
         v: Layout.configured(camera.id, v, setup) for v, setup in setups.items()
     }
-    registered = Layout.registered(camera)
+    registered = (
+        Layout.registered(camera)
+        if registration is None
+        else Layout.configured(camera.id, *registration)
+    )
     return [layouts.get(r.config_version, registered) for r in reports]
 
 
@@ -218,8 +224,7 @@ def window_problems(window: AcceptWindow, reports: list[IntervalReport]) -> Iter
 
 
 def overlap_problems(
-    session: Session,
-    camera: Camera,
+    stored: StoredIntervals,
     window: AcceptWindow,
     reports: list[IntervalReport],
     layouts: list[Layout],
@@ -229,8 +234,8 @@ def overlap_problems(
     would count the same seconds, and coverage would exceed 1.
 
     Only reports of their layout's length inside the window are checked (the others are
-    refused anyway, and the window bounds the queries). Aligned intervals of one length never
-    overlap, so each length meets the stored reports of the other lengths.
+    refused anyway). Aligned intervals of one length never overlap, so each length meets the
+    stored reports of the other lengths.
     """
     fitting = [
         r
@@ -240,7 +245,7 @@ def overlap_problems(
     yield from batch_overlaps(fitting)
     for length in sorted({r.interval_seconds for r in fitting}):
         group = [r for r in fitting if r.interval_seconds == length]
-        yield from stored_overlaps(session, camera, length, group)
+        yield from stored_overlaps(stored, length, group)
 
 
 def batch_overlaps(reports: list[IntervalReport]) -> Iterator[str]:
@@ -258,30 +263,63 @@ def batch_overlaps(reports: list[IntervalReport]) -> Iterator[str]:
             reaching = report
 
 
+@dataclass(frozen=True, slots=True)
+class StoredIntervals:
+    """What one read finds stored for a batch's camera: the reports at the batch's starts
+    (their digests classify resends) and the reports of other lengths near the batch (they
+    may overlap it), ordered by start."""
+
+    digests: Mapping[int, str]
+    """Payload digest by interval start."""
+    starts: list[int]
+    lengths: list[int]
+
+    @classmethod
+    def load(
+        cls, session: Session, camera_id: str, reports: list[IntervalReport]
+    ) -> StoredIntervals:
+        if not reports:
+            return cls({}, [], [])
+        starts = sorted({epoch(r) for r in reports})
+        lengths = {r.interval_seconds for r in reports}
+        table = table_of(IntervalReportRecord)
+        near: ColumnElement[bool] = table.c.interval_start_s.in_(starts)
+        if len(lengths) == 1:  # else every stored length may overlap one of the batch's
+            near = near | (table.c.interval_seconds != next(iter(lengths)))
+        rows = session.execute(
+            select(table.c.interval_start_s, table.c.interval_seconds, table.c.payload_sha256)
+            .where(
+                table.c.camera_id == camera_id,
+                table.c.interval_start_s > starts[0] - LONGEST_INTERVAL_S,
+                table.c.interval_start_s < starts[-1] + LONGEST_INTERVAL_S,
+                near,
+            )
+            .order_by(table.c.interval_start_s)
+        ).all()
+        return cls(
+            {start: digest for start, _, digest in rows},
+            [start for start, _, _ in rows],
+            [length for _, length, _ in rows],
+        )
+
+
 def stored_overlaps(
-    session: Session, camera: Camera, length: int, reports: list[IntervalReport]
+    stored: StoredIntervals, length: int, reports: list[IntervalReport]
 ) -> Iterator[str]:
     """Reports of one length that overlap a stored report of another length."""
-    starts = [epoch(r) for r in reports]
-    stored = session.execute(
-        select(IntervalReportRecord.interval_start_s, IntervalReportRecord.interval_seconds)
-        .where(
-            IntervalReportRecord.camera_id == camera.id,
-            IntervalReportRecord.interval_seconds != length,
-            IntervalReportRecord.interval_start_s > min(starts) - LONGEST_INTERVAL_S,
-            IntervalReportRecord.interval_start_s < max(starts) + length,
-        )
-        .order_by(IntervalReportRecord.interval_start_s)
-    ).all()
-    stored_starts = [start for start, _ in stored]
-    for report, start in zip(reports, starts, strict=True):
+    for report in reports:
+        start = epoch(report)
         end = start + report.interval_seconds
-        candidates = stored[
-            bisect_right(stored_starts, start - LONGEST_INTERVAL_S) : bisect_left(
-                stored_starts, end
-            )
-        ]
-        hit = next(((s, n) for s, n in candidates if s + n > start), None)
+        low = bisect_right(stored.starts, start - LONGEST_INTERVAL_S)
+        high = bisect_left(stored.starts, end)
+        hit = next(
+            (
+                (s, n)
+                for s, n in zip(stored.starts[low:high], stored.lengths[low:high], strict=True)
+                if n != length and s + n > start
+            ),
+            None,
+        )
         if hit is not None:
             yield (
                 f"{where(report)}: overlaps the stored {hit[1]}-s report from"
@@ -354,14 +392,15 @@ def ingest_batch(
     """
     check_ownership(camera, [r.camera_id for r in reports])
     prepared = [PreparedReport.of(r) for r in reports]
-    results, fresh = classify(session, prepared)
+    stored = StoredIntervals.load(session, camera.id, reports)
+    results, fresh = classify(stored, prepared)
     new = [item.report for item in fresh]
     layouts = layouts_of(session, camera, new)
     refuse_problems(
         [
             *length_problems(new, layouts),
             *window_problems(window, new),
-            *overlap_problems(session, camera, window, new, layouts),
+            *overlap_problems(stored, window, new, layouts),
             *label_problems(new, layouts),
         ]
     )
@@ -386,30 +425,25 @@ def ingest_batch(
 
 
 def classify(
-    session: Session, prepared: list[PreparedReport]
+    stored: StoredIntervals, prepared: list[PreparedReport]
 ) -> tuple[list[ReportResult], list[PreparedReport]]:
     """Each report against what is stored (created, duplicate or conflict), and the new ones.
 
+    A report's id is derived from its camera and start (the contract checks it), so the
+    stored report at the same start is the one with the same id.
     Only new reports meet the rules: an identical resend stays a harmless duplicate even after
     the camera's registration changed or its interval left the window.
     """
-    ids = [p.report.report_id for p in prepared]
-    known: dict[str, str] = dict(
-        session.execute(
-            select(IntervalReportRecord.report_id, IntervalReportRecord.payload_sha256).where(
-                IntervalReportRecord.report_id.in_(ids)
-            )
-        ).all()
-    )
+    known = dict(stored.digests)
     results: list[ReportResult] = []
     fresh: list[PreparedReport] = []
     for item in prepared:
-        report_id = item.report.report_id
-        if report_id not in known:
-            known[report_id] = item.digest
+        report_id, start = item.report.report_id, epoch(item.report)
+        if start not in known:
+            known[start] = item.digest
             fresh.append(item)
             results.append(ReportResult(report_id=report_id, status="created"))
-        elif known[report_id] == item.digest:
+        elif known[start] == item.digest:
             results.append(ReportResult(report_id=report_id, status="duplicate"))
         else:
             results.append(ReportResult(report_id=report_id, status="conflict"))
@@ -426,7 +460,7 @@ def insert_reports(
     if not fresh:
         return
     report_rows: list[dict[str, Any]] = []
-    rows: dict[type, list[dict[str, Any]]] = {
+    rows: dict[type[Base], list[dict[str, Any]]] = {
         CountRecord: [],
         ZoneRecord: [],
         MovementRecord: [],
@@ -458,10 +492,10 @@ def insert_reports(
         rows[MovementRecord] += [key | row.model_dump() for row in report.movements]
         rows[UnmatchedRecord] += [key | row.model_dump() for row in report.unmatched]
         delta.add(report)
-    session.execute(insert(IntervalReportRecord), report_rows)
+    session.execute(insert(table_of(IntervalReportRecord)), report_rows)
     for model, values in rows.items():
         if values:
-            session.execute(insert(model), values)
+            session.execute(insert(table_of(model)), values)
     delta.apply(session)
 
 
@@ -499,6 +533,13 @@ def record_heartbeat(
     camera.last_seen_at = now
     camera.reported_config_version = heartbeat.config_version
     return health
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, for Core statements (no ORM bookkeeping per row)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def epoch(report: IntervalReport) -> int:

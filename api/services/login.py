@@ -33,7 +33,9 @@ TOUCH_EVERY = timedelta(minutes=1)
 
 hasher = PasswordHasher()
 hashing = threading.BoundedSemaphore(4)
-"""Each Argon2 run takes 64 MiB: a flood of logins queues here instead of exhausting memory."""
+"""Each Argon2 run takes 64 MiB: a flood of logins queues here instead of exhausting memory
+(per process on purpose: it guards this process's memory; failed logins are counted by
+api/limiting.py, shared between replicas)."""
 
 
 @cache

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
@@ -21,16 +21,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.models import CameraRollup, LineRollup, Site
+from api.models import CameraRollup, LineRollup, MovementCoverageRollup, MovementRollup, Site
 from api.params import TimeRange
 from api.responses import LicenceWithAttribution, OpenCountRow, OpenCounts, OpenSites, Totals
 from api.services.disclosure import Published, effective_threshold, finest, summed
 from api.services.errors import DomainError
 from api.services.grid import Grid, make_grid
+from api.services.movements import camera_view
 from api.services.rollups import CLASS_COLUMNS
 from api.services.sites import DAY_HOURS, HOUR_S, hour_start, site_briefs, totals_24h
 from api.settings import Settings
-from contract import VEHICLE_CLASSES
+from contract import VEHICLE_CLASSES, Movement
 
 UTC_ZONE = ZoneInfo("UTC")
 Granularity = Literal["15min", "1h"]
@@ -67,7 +68,34 @@ SITE_COLUMNS = (
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A cell starting with one of these is a formula to a spreadsheet (OWASP, CSV injection)."""
 Key = tuple[str, str, str]
-"""line, direction, vehicle class."""
+"""line, direction, vehicle class (a movement feed: origin, destination, vehicle class)."""
+MOVEMENT_COLUMNS = (
+    "site",
+    "camera",
+    "origin",
+    "destination",
+    "movement",
+    "vehicle_class",
+    *COUNT_COLUMNS[-5:],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSource:
+    """The rollup a count feed reads, its two key columns and the rollup of what was watched:
+    the line feed or, keyed by origin and destination gate, the turning-movement feed, watched
+    only by reports that counted movements (one suppression rule for both)."""
+
+    model: Any
+    keys: tuple[str, str]
+    coverage: Any
+
+    def columns(self) -> list[Any]:
+        return [getattr(self.model, k) for k in self.keys]
+
+
+LINES = FeedSource(LineRollup, ("line", "direction"), CameraRollup)
+MOVEMENTS = FeedSource(MovementRollup, ("origin", "destination"), MovementCoverageRollup)
 
 
 class FeedRow(NamedTuple):
@@ -244,6 +272,7 @@ class CountFeed:
     keys: dict[str, list[Key]]
     quarters: Watched
     hours: Watched
+    source: FeedSource = LINES
     buckets: dict[str, list[int]] = field(default_factory=dict)
 
     @property
@@ -330,11 +359,11 @@ class CountFeed:
         cameras = sorted(c for c in self.keys if any(self.publishes(c, b) for b in starts))
         if not cameras:
             return []
-        values = line_counts(self.session, cameras, self.size_s, start, end)
+        values = line_counts(self.session, cameras, self.size_s, start, end, self.source)
         quarters: dict[tuple[str, int, str, str], list[dict[str, int]]] = defaultdict(list)
         if self.granularity == "1h" and self.threshold:
             for (camera, bucket, line, direction), row in line_counts(
-                self.session, cameras, QUARTER_S, start, end
+                self.session, cameras, QUARTER_S, start, end, self.source
             ).items():
                 quarters[(camera, bucket - bucket % HOUR_S, line, direction)].append(row)
         rows = []
@@ -382,6 +411,7 @@ def plan_counts(
     granularity: Granularity,
     span: TimeRange,
     now: datetime,
+    source: FeedSource = LINES,
 ) -> CountFeed:
     """The feed of `site` over `span` (UTC buckets), from three cheap queries: the keys with
     traffic in the range, and what each camera watched per 15 minutes and per hour."""
@@ -399,13 +429,14 @@ def plan_counts(
         grid=grid,
         threshold=threshold,
         cutoff_s=int(now.timestamp()) if threshold else None,
-        keys=counted_keys(session, cameras, hour_start, hour_end),
-        quarters=watched(session, cameras, QUARTER_S, hour_start, hour_end)
+        keys=counted_keys(session, cameras, hour_start, hour_end, source),
+        quarters=watched(session, cameras, QUARTER_S, hour_start, hour_end, source)
         if granularity == "15min" or threshold
         else {},
-        hours=watched(session, cameras, HOUR_S, hour_start, hour_end)
+        hours=watched(session, cameras, HOUR_S, hour_start, hour_end, source)
         if granularity == "1h" or threshold
         else {},
+        source=source,
     )
     feed.buckets = {
         camera: [b for b in grid.starts if feed.publishes(camera, b)] for camera in feed.keys
@@ -414,23 +445,24 @@ def plan_counts(
 
 
 def counted_keys(
-    session: Session, cameras: Sequence[str], start: int, end: int
+    session: Session, cameras: Sequence[str], start: int, end: int, source: FeedSource = LINES
 ) -> dict[str, list[Key]]:
     """Per camera, the (line, direction, class) keys with traffic in the hours [start, end): a
     key has rows (zeros included) once it counted anything, as a series does. Hours, also for
     15-minute rows: an hourly total holds every report, so whether a key has rows depends on
     no count that is withheld or left unpublished (a 15-minute count of an hour published at
     1 hour only)."""
-    columns = [func.sum(getattr(LineRollup, CLASS_COLUMNS[c])) for c in VEHICLE_CLASSES]
+    model = source.model
+    columns = [func.sum(getattr(model, CLASS_COLUMNS[c])) for c in VEHICLE_CLASSES]
     statement = (
-        select(LineRollup.camera_id, LineRollup.line, LineRollup.direction, *columns)
+        select(model.camera_id, *source.columns(), *columns)
         .where(
-            LineRollup.granularity_s == HOUR_S,
-            LineRollup.camera_id.in_(cameras),
-            LineRollup.bucket_start_s >= start,
-            LineRollup.bucket_start_s < end,
+            model.granularity_s == HOUR_S,
+            model.camera_id.in_(cameras),
+            model.bucket_start_s >= start,
+            model.bucket_start_s < end,
         )
-        .group_by(LineRollup.camera_id, LineRollup.line, LineRollup.direction)
+        .group_by(model.camera_id, *source.columns())
     )
     keys: dict[str, list[Key]] = defaultdict(list)
     for camera, line, direction, *totals in session.execute(statement):
@@ -441,19 +473,20 @@ def counted_keys(
 
 
 def watched(
-    session: Session, cameras: Sequence[str], granularity: int, start: int, end: int
+    session: Session,
+    cameras: Sequence[str],
+    granularity: int,
+    start: int,
+    end: int,
+    source: FeedSource = LINES,
 ) -> Watched:
     """Seconds watched and reports per camera and bucket of one rollup granularity."""
-    statement = select(
-        CameraRollup.camera_id,
-        CameraRollup.bucket_start_s,
-        CameraRollup.covered_s,
-        CameraRollup.reports,
-    ).where(
-        CameraRollup.granularity_s == granularity,
-        CameraRollup.camera_id.in_(cameras),
-        CameraRollup.bucket_start_s >= start,
-        CameraRollup.bucket_start_s < end,
+    model = source.coverage
+    statement = select(model.camera_id, model.bucket_start_s, model.covered_s, model.reports).where(
+        model.granularity_s == granularity,
+        model.camera_id.in_(cameras),
+        model.bucket_start_s >= start,
+        model.bucket_start_s < end,
     )
     return {
         (camera, int(bucket)): (float(covered or 0), int(reports or 0))
@@ -462,21 +495,22 @@ def watched(
 
 
 def line_counts(
-    session: Session, cameras: Sequence[str], granularity: int, start: int, end: int
+    session: Session,
+    cameras: Sequence[str],
+    granularity: int,
+    start: int,
+    end: int,
+    source: FeedSource = LINES,
 ) -> dict[tuple[str, int, str, str], dict[str, int]]:
-    """Per-class counts per (camera, bucket, line, direction) of one rollup granularity."""
-    columns = [getattr(LineRollup, CLASS_COLUMNS[c]) for c in VEHICLE_CLASSES]
-    statement = select(
-        LineRollup.camera_id,
-        LineRollup.bucket_start_s,
-        LineRollup.line,
-        LineRollup.direction,
-        *columns,
-    ).where(
-        LineRollup.granularity_s == granularity,
-        LineRollup.camera_id.in_(cameras),
-        LineRollup.bucket_start_s >= start,
-        LineRollup.bucket_start_s < end,
+    """Per-class counts per (camera, bucket, line, direction) of one rollup granularity (a
+    movement feed: origin and destination for line and direction)."""
+    model = source.model
+    columns = [getattr(model, CLASS_COLUMNS[c]) for c in VEHICLE_CLASSES]
+    statement = select(model.camera_id, model.bucket_start_s, *source.columns(), *columns).where(
+        model.granularity_s == granularity,
+        model.camera_id.in_(cameras),
+        model.bucket_start_s >= start,
+        model.bucket_start_s < end,
     )
     return {
         (camera, int(bucket), line, direction): dict(zip(VEHICLE_CLASSES, counts, strict=True))
@@ -486,15 +520,60 @@ def line_counts(
 
 def counts_json(feed: CountFeed) -> Iterator[str]:
     """The feed as JSON (the OpenCounts shape), produced a chunk of rows at a time."""
+    return feed_json(feed, lambda row: dict(zip(ROW_FIELDS, row, strict=True)))
+
+
+def feed_json(feed: CountFeed, shaped: Callable[[FeedRow], dict[str, Any]]) -> Iterator[str]:
+    """The feed's header with its rows, each `shaped`, streamed a chunk at a time."""
     head = feed.header().model_dump_json(by_alias=True, exclude={"rows"})
     yield head[:-1] + ',"rows":['
     separator = ""
     for chunk in feed.chunks():
         if chunk:
-            rows = [dict(zip(ROW_FIELDS, row, strict=True)) for row in chunk]
+            rows = [shaped(row) for row in chunk]
             yield separator + json.dumps(rows, separators=(",", ":"))[1:-1]
             separator = ","
     yield "]}"
+
+
+def movement_namer(feed: CountFeed) -> Callable[[str, str, str], Movement | None]:
+    """camera, origin, destination -> the movement's name from the camera's newest layout."""
+    views = {c.id: camera_view(feed.session, c.id) for c in feed.site.cameras}
+    return lambda camera, origin, destination: views[camera].movement(origin, destination)
+
+
+def movements_json(feed: CountFeed) -> Iterator[str]:
+    """A movement feed as JSON (the OpenMovements shape)."""
+    named = movement_namer(feed)
+
+    def shaped(row: FeedRow) -> dict[str, Any]:
+        return {
+            "camera": row.camera,
+            "origin": row.line,
+            "destination": row.direction,
+            "movement": named(row.camera, row.line, row.direction),
+        } | dict(zip(ROW_FIELDS[3:], row[3:], strict=True))
+
+    return feed_json(feed, shaped)
+
+
+def movements_csv(feed: CountFeed) -> Iterator[str]:
+    """A movement feed as CSV (licence and attribution in the response headers)."""
+    named = movement_namer(feed)
+    yield csv_text([MOVEMENT_COLUMNS])
+    for chunk in feed.chunks():
+        yield csv_text(
+            (
+                feed.site.id,
+                *row[:3],
+                named(*row[:3]) or "",
+                *row[3:6],
+                blank_if_none(row.vehicles),
+                row.coverage,
+                csv_bool(row.suppressed),
+            )
+            for row in chunk
+        )
 
 
 def counts_csv(feed: CountFeed) -> Iterator[str]:
@@ -513,15 +592,30 @@ def counts_csv(feed: CountFeed) -> Iterator[str]:
         )
 
 
-def catalog(settings: Settings, base_url: str, sites: Sequence[Site]) -> dict[str, Any]:
-    """A DCAT catalogue (JSON-LD): one dataset per public site, a distribution per feed."""
+def movement_sites(session: Session, sites: Sequence[Site]) -> set[str]:
+    """The sites of `sites` with a camera that ever watched movements."""
+    cameras = {c.id: site.id for site in sites for c in site.cameras}
+    statement = (
+        select(MovementCoverageRollup.camera_id)
+        .where(MovementCoverageRollup.camera_id.in_(sorted(cameras)))
+        .distinct()
+    )
+    return {cameras[camera] for camera in session.scalars(statement)}
+
+
+def catalog(
+    settings: Settings, base_url: str, sites: Sequence[Site], movements: set[str]
+) -> dict[str, Any]:
+    """A DCAT catalogue (JSON-LD): one dataset per public site, a distribution per feed, the
+    turning-movement feeds for the sites in `movements` (those with movement data)."""
     base = base_url.rstrip("/")
 
-    def distribution(site: Site, granularity: Granularity, fmt: str) -> dict[str, Any]:
-        url = f"{base}/api/v1/open/sites/{site.id}/counts.{fmt}?granularity={granularity}"
+    def distribution(site: Site, feed: str, granularity: Granularity, fmt: str) -> dict[str, Any]:
+        url = f"{base}/api/v1/open/sites/{site.id}/{feed}.{fmt}?granularity={granularity}"
+        title = "counts" if feed == "counts" else "turning movements"
         return {
             "@type": "dcat:Distribution",
-            "dct:title": f"{site.name}: {granularity} counts ({fmt.upper()})",
+            "dct:title": f"{site.name}: {granularity} {title} ({fmt.upper()})",
             "dcat:accessURL": url,
             "dcat:downloadURL": url,
             "dcat:mediaType": "text/csv" if fmt == "csv" else "application/json",
@@ -538,7 +632,8 @@ def catalog(settings: Settings, base_url: str, sites: Sequence[Site]) -> dict[st
         "@type": "dcat:Catalog",
         "@id": f"{base}/api/v1/open/catalog.json",
         "dct:title": "Tally traffic counts",
-        "dct:description": "Vehicle counts by line, direction and class from Tally cameras. "
+        "dct:description": "Vehicle counts by line, direction and class from Tally cameras, "
+        "and turning movements (origin and destination gate) where a camera counts them. "
         "Counts and aggregate congestion only; no imagery is kept.",
         "dct:publisher": {"@type": "foaf:Agent", "foaf:name": settings.open_publisher},
         "dct:license": settings.open_licence_url,
@@ -560,7 +655,9 @@ def catalog(settings: Settings, base_url: str, sites: Sequence[Site]) -> dict[st
                 "dct:license": settings.open_licence_url,
                 "dct:rights": settings.open_attribution,
                 "dcat:distribution": [
-                    distribution(site, granularity, fmt)
+                    distribution(site, feed, granularity, fmt)
+                    for feed in ("counts", "movements")
+                    if feed == "counts" or site.id in movements
                     for granularity in ("15min", "1h")
                     for fmt in ("csv", "json")
                 ],

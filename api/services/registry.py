@@ -7,11 +7,23 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from api.models import Camera, CameraRollup, CountLine, LineRollup, Site, User, UserSite, Zone
+from api.models import (
+    Camera,
+    CameraRollup,
+    CountLine,
+    LineRollup,
+    MovementCoverageRollup,
+    MovementRollup,
+    Site,
+    UnmatchedRollup,
+    User,
+    UserSite,
+    Zone,
+)
 from api.schemas import CameraIn, LineIn, SiteIn, SiteUpdate, ZoneIn
 from api.services.audit import CLI, Origin
 from api.services.errors import AlreadyExistsError, ForbiddenError, NotFoundError
-from api.services.scope import Audience
+from api.services.scope import EVERYONE_PRIVATE, Audience
 from contract.camera import CameraSetup
 
 
@@ -73,7 +85,8 @@ def delete_site(session: Session, site_id: str, origin: Origin = CLI) -> list[st
             f"gone: {', '.join(stranded)}; an admin must change their sites first"
         )
     cameras = [c.id for c in site.cameras]
-    for rollup in (LineRollup, CameraRollup):
+    rollups = (LineRollup, CameraRollup, MovementRollup, UnmatchedRollup, MovementCoverageRollup)
+    for rollup in rollups:
         session.execute(delete(rollup).where(rollup.camera_id.in_(cameras)))
     session.delete(site)
     session.flush()
@@ -169,8 +182,10 @@ def require_visible_camera(session: Session, audience: Audience, camera_id: str)
 
 
 def require_manageable_camera(session: Session, origin: Origin, camera_id: str) -> Camera:
-    """The camera when the caller may change its site (404 when it does not exist, 403 when
-    it is on a site the caller's account may not manage)."""
-    camera = require_camera(session, camera_id)
+    """The camera when the caller may change its site: the 404 of a camera that does not
+    exist when the caller may not even see its site (so the answer says nothing about other
+    sites), a 403 when they see it but may not manage it."""
+    audience = origin.principal.audience if origin.principal is not None else EVERYONE_PRIVATE
+    camera = require_visible_camera(session, audience, camera_id)
     require_manageable(origin, camera.site_id)
     return camera

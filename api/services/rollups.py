@@ -4,6 +4,10 @@ A report goes into a rollup bucket only when its interval divides the bucket, so
 holds it whole (a 30-minute or 10-minute report is in the hourly rollup but in no 15-minute
 bucket): a bucket's count then always
 belongs to the coverage it claims, and a coarse interval shows up as a gap, never as a guess.
+
+Movements have their own coverage: only a v2 report counted with two or more lines (the
+worker's gates) watched movements, so a bin of version-1 or single-line reports is a movement
+gap, not zero movements.
 """
 
 from __future__ import annotations
@@ -17,11 +21,23 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from api.models import CameraRollup, LineRollup
+from api.models import (
+    Camera,
+    CameraRollup,
+    LineRollup,
+    MovementCoverageRollup,
+    MovementRollup,
+    UnmatchedRollup,
+)
+from api.services.camera_config import report_setups
 from contract import VEHICLE_CLASSES, IntervalReport, VehicleClass
 
 ROLLUP_GRANULARITIES_S: tuple[int, ...] = (900, 3600)
 CLASS_COLUMNS: dict[VehicleClass, str] = {c: f"n_{c}" for c in VEHICLE_CLASSES}
+MIN_GATES = 2
+"""The worker counts movements when its set-up has at least this many lines (its gates)."""
+SetupKey = tuple[str, int | None]
+"""(camera, configuration version a report was counted with)."""
 
 
 def bucket_start(start_s: int, granularity_s: int) -> int:
@@ -29,34 +45,75 @@ def bucket_start(start_s: int, granularity_s: int) -> int:
     return start_s - start_s % granularity_s
 
 
+def class_counts() -> dict[str, int]:
+    """A zero per class column (a new rollup row)."""
+    return dict.fromkeys(CLASS_COLUMNS.values(), 0)
+
+
+def watch() -> dict[str, Any]:
+    """A new coverage row: nothing watched yet."""
+    return {"covered_s": 0.0, "reports": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A v2 report's claim to have watched movements, settled once its set-up is looked up."""
+
+    setup: SetupKey
+    carries: bool
+    """It has movement or unmatched rows, so it counted movements whatever its set-up."""
+    covered_s: float
+    buckets: tuple[tuple[int, int], ...]
+    """(granularity, bucket start) of every rollup that holds it."""
+
+
 @dataclass
 class RollupDelta:
     """Increments for a set of rollup rows, summed in memory before one upsert per table."""
 
     lines: defaultdict[tuple[int, str, int, str, str], dict[str, int]] = field(
-        default_factory=lambda: defaultdict(lambda: dict.fromkeys(CLASS_COLUMNS.values(), 0))
+        default_factory=lambda: defaultdict(class_counts)
+    )
+    movements: defaultdict[tuple[int, str, int, str, str], dict[str, int]] = field(
+        default_factory=lambda: defaultdict(class_counts)
+    )
+    unmatched: defaultdict[tuple[int, str, int, str], dict[str, int]] = field(
+        default_factory=lambda: defaultdict(class_counts)
     )
     cameras: defaultdict[tuple[int, str, int], dict[str, Any]] = field(
-        default_factory=lambda: defaultdict(
-            lambda: {"covered_s": 0.0, "reports": 0} | dict.fromkeys(CLASS_COLUMNS.values(), 0)
-        )
+        default_factory=lambda: defaultdict(lambda: watch() | class_counts())
     )
+    watched: list[Watched] = field(default_factory=list)
+    """Movement coverage of v2 reports, kept once `apply` knows their set-ups."""
 
     def add(self, report: IntervalReport) -> None:
         """Fold one report into every rollup granularity that can hold it whole."""
         start_s = int(report.interval_start.timestamp())
-        for granularity in ROLLUP_GRANULARITIES_S:
-            if granularity % report.interval_seconds:
-                continue
-            bucket = bucket_start(start_s, granularity)
+        covered_s = report.coverage * report.interval_seconds
+        buckets = tuple(
+            (granularity, bucket_start(start_s, granularity))
+            for granularity in ROLLUP_GRANULARITIES_S
+            if not granularity % report.interval_seconds
+        )
+        if report.schema_version >= 2 and buckets:
+            carries = bool(report.movements or report.unmatched)
+            setup = (report.camera_id, report.config_version)
+            self.watched.append(Watched(setup, carries, covered_s, buckets))
+        for granularity, bucket in buckets:
             camera_row = self.cameras[(granularity, report.camera_id, bucket)]
-            camera_row["covered_s"] += report.coverage * report.interval_seconds
+            camera_row["covered_s"] += covered_s
             camera_row["reports"] += 1
             for row in report.counts:
                 column = CLASS_COLUMNS[row.vehicle_class]
                 key = (granularity, report.camera_id, bucket, row.line, row.direction)
                 self.lines[key][column] += row.count
                 camera_row[column] += row.count
+            for move in report.movements:
+                key = (granularity, report.camera_id, bucket, move.origin, move.destination)
+                self.movements[key][CLASS_COLUMNS[move.vehicle_class]] += move.count
+            for single in report.unmatched:
+                gate_key = (granularity, report.camera_id, bucket, single.gate)
+                self.unmatched[gate_key][CLASS_COLUMNS[single.vehicle_class]] += single.count
 
     def apply(self, session: Session) -> None:
         """Add the increments to the stored rollups (insert or add, atomically per row)."""
@@ -66,6 +123,58 @@ class RollupDelta:
         upsert_add(
             session, CameraRollup.__table__, camera_keys, rows_of(camera_keys, self.cameras.items())
         )
+        move_keys = (*camera_keys, "origin", "destination")
+        upsert_add(
+            session, MovementRollup.__table__, move_keys, rows_of(move_keys, self.movements.items())
+        )
+        gate_keys = (*camera_keys, "gate")
+        upsert_add(
+            session,
+            UnmatchedRollup.__table__,
+            gate_keys,
+            rows_of(gate_keys, self.unmatched.items()),
+        )
+        upsert_add(
+            session,
+            MovementCoverageRollup.__table__,
+            camera_keys,
+            rows_of(camera_keys, self.movement_coverage(session).items()),
+        )
+
+    def movement_coverage(self, session: Session) -> dict[tuple[int, str, int], dict[str, Any]]:
+        """Coverage rows of the reports that watched movements."""
+        settled = {w.setup for w in self.watched if not w.carries}
+        gated = counts_movements(session, settled) if settled else set()
+        rows: defaultdict[tuple[int, str, int], dict[str, Any]] = defaultdict(watch)
+        for claim in self.watched:
+            if claim.carries or claim.setup in gated:
+                for granularity, bucket in claim.buckets:
+                    row = rows[(granularity, claim.setup[0], bucket)]
+                    row["covered_s"] += claim.covered_s
+                    row["reports"] += 1
+        return rows
+
+
+def counts_movements(session: Session, setups: set[SetupKey]) -> set[SetupKey]:
+    """The (camera, version) set-ups among `setups` that count movements: two or more lines in
+    the stored version, else (none or an unknown one, as at ingest) in the registration, else
+    in the camera's registry entry."""
+    gated: set[SetupKey] = set()
+    for camera_id in sorted({camera for camera, _ in setups}):
+        versions = {v for c, v in setups if c == camera_id}
+        stored, registration = report_setups(
+            session, camera_id, {v for v in versions if v is not None}
+        )
+        if registration is not None:
+            fallback = len(registration[1].lines)
+        else:
+            camera = session.get(Camera, camera_id)
+            fallback = len(camera.lines) if camera is not None else 0
+        for version in versions:
+            setup = stored.get(version) if version is not None else None
+            if (len(setup.lines) if setup is not None else fallback) >= MIN_GATES:
+                gated.add((camera_id, version))
+    return gated
 
 
 def rows_of(

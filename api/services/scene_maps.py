@@ -11,21 +11,30 @@ from api.commissioning_schemas import SceneMapOut
 from api.models import Camera, SceneMapRecord
 from api.services.audit import Origin
 from api.services.errors import NotFoundError, RejectedError
-from contract.scene import SceneMap
+from contract.scene import SCENE_K_DEFAULT, SceneMap
 
 KEEP_PER_CAMERA = 20
 """Older maps only show how a view changed; twenty is plenty for that."""
+MIN_K = SCENE_K_DEFAULT
+"""The fewest distinct vehicles per shown cell (and per shown class count) the API stores,
+whatever a worker's settings say: two vehicles in a cell would tell each other's path."""
 
 
 def store_scene_map(
     session: Session, camera: Camera, scene_map: SceneMap, now: datetime
 ) -> SceneMapRecord:
-    """Keep a worker's map (the newest `KEEP_PER_CAMERA` per camera) and settle a request it
-    answers: one learnt up to or after the request was made."""
+    """Keep a worker's map (the newest `KEEP_PER_CAMERA` per camera) and settle a pending
+    request: the worker learns a map only when asked, so one that arrives after the request
+    answers it (by the API's clock: the worker's may be off)."""
     if scene_map.camera_id != camera.id:
         raise RejectedError(
             f"the scene map is for camera {scene_map.camera_id!r}; this token belongs to"
             f" {camera.id!r}"
+        )
+    if scene_map.k < MIN_K:
+        raise RejectedError(
+            f"the scene map shows cells seen by {scene_map.k} vehicles; the API stores maps"
+            f" with k of at least {MIN_K} (set scene.k to {MIN_K} or more)"
         )
     record = SceneMapRecord(
         camera_id=camera.id,
@@ -48,7 +57,7 @@ def store_scene_map(
         )
     )
     requested = camera.scene_map_requested_at
-    if requested is not None and scene_map.window_end >= requested:
+    if requested is not None and now >= requested:
         camera.scene_map_requested_at = None
     return record
 

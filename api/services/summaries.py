@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from api.models import CameraConfig
 from api.responses import (
     CountSeriesOut,
     CoveredBucket,
@@ -20,6 +22,7 @@ from api.services.counts import CountFilter, CountSeries, GroupField, count_seri
 from api.services.grid import make_grid
 from api.services.scope import Scope
 from contract import HEAVY_VEHICLE_CLASSES, VEHICLE_CLASSES
+from contract.planning import PcuFactors
 
 DAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 PEAK_WINDOW = 4
@@ -87,19 +90,47 @@ def share(part: int | None, whole: int | None) -> float | None:
     return round(part / whole, 4) if part is not None and whole else None
 
 
+def pcu_factors(session: Session, cameras: Sequence[str]) -> dict[str, PcuFactors]:
+    """Each camera's PCU factors: those of its newest stored configuration, else defaults."""
+    newest = (
+        select(CameraConfig.camera_id, func.max(CameraConfig.version).label("version"))
+        .where(CameraConfig.camera_id.in_(cameras))
+        .group_by(CameraConfig.camera_id)
+        .subquery()
+    )
+    statement = select(CameraConfig.camera_id, CameraConfig.setup).join(
+        newest,
+        (CameraConfig.camera_id == newest.c.camera_id) & (CameraConfig.version == newest.c.version),
+    )
+    stored = {
+        camera: PcuFactors.model_validate(setup.get("pcu", {}))
+        for camera, setup in session.execute(statement)
+    }
+    return {camera: stored.get(camera, PcuFactors()) for camera in cameras}
+
+
 def summary(
     session: Session, scope: Scope, where: CountFilter, start: datetime, end: datetime
 ) -> SummaryOut:
-    """Totals and class mix from hourly buckets, peak hour from 15-minute buckets."""
+    """Totals, class mix and PCU from hourly buckets, peak hour from 15-minute buckets.
+
+    PCU weigh each camera's counts with that camera's factors, so a site whose cameras
+    count with different factors still adds up."""
     hourly = count_series(
-        session, make_grid("1h", scope.tz, start, end, None), where, ("vehicle_class",)
+        session, make_grid("1h", scope.tz, start, end, None), where, ("camera", "vehicle_class")
     )
     quarter = count_series(session, make_grid("15min", scope.tz, start, end, None), where)
     total = hourly.total
     covered = any(hourly.coverage)
-    by_class = {c: 0 if covered else None for c in VEHICLE_CLASSES} | {
-        str(s.key["vehicle_class"]): s.total for s in hourly.series
-    }
+    factors = pcu_factors(session, where.cameras)
+    by_class: dict[str, int | None] = {c: 0 if covered else None for c in VEHICLE_CLASSES}
+    pcu_by_class: dict[str, float | None] = {c: 0.0 if covered else None for c in VEHICLE_CLASSES}
+    for s in hourly.series:
+        camera, vehicle_class = str(s.key["camera"]), s.key["vehicle_class"]
+        assert vehicle_class in VEHICLE_CLASSES
+        by_class[vehicle_class] = (by_class[vehicle_class] or 0) + s.total
+        pcu = s.total * factors[camera].of(vehicle_class)
+        pcu_by_class[vehicle_class] = (pcu_by_class[vehicle_class] or 0.0) + pcu
     heavy = sum(by_class[c] or 0 for c in HEAVY_VEHICLE_CLASSES) if covered else None
     grid = hourly.grid
     return SummaryOut(
@@ -112,6 +143,9 @@ def summary(
         class_share={c: share(n, total) for c, n in by_class.items()},
         heavy_vehicles=heavy,
         heavy_share=share(heavy, total),
+        pcu_total=round(sum(v or 0.0 for v in pcu_by_class.values()), 2) if covered else None,
+        pcu_by_class={c: None if v is None else round(v, 2) for c, v in pcu_by_class.items()},
+        pcu_factors=factors,
         peak_hour=peak_hour(quarter),
     )
 

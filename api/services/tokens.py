@@ -10,14 +10,16 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
-from api.models import ApiToken
+from api.models import ApiToken, Camera
 from api.schemas import TokenInfo, TokenStatus
 from api.services.audit import CLI, Origin
 from api.services.registry import require_camera, require_manageable
@@ -82,8 +84,12 @@ def token_status(stored: ApiToken, now: datetime) -> TokenStatus:
     return "live"
 
 
-def verify_token(session: Session, secret_key: str, token: str, kind: TokenKind) -> ApiToken | None:
-    """The live token of this kind that `token` is, or None (unknown, wrong, revoked, expired).
+def verify_token(
+    session: Session, secret_key: str, token: str, kind: TokenKind
+) -> tuple[ApiToken, Camera | None] | None:
+    """The live token of this kind that `token` is, with its camera (None for an admin token)
+    from the same read (a device request needs both); None when unknown, wrong, revoked or
+    expired.
 
     A live token's `last_used_at` is set when it is older than USE_RESOLUTION; the caller's
     commit stores it.
@@ -91,7 +97,15 @@ def verify_token(session: Session, secret_key: str, token: str, kind: TokenKind)
     match = TOKEN_PATTERN.match(token)
     if match is None:
         return None
-    stored = session.get(ApiToken, match.group(1))
+    statement = (
+        select(ApiToken, Camera)
+        .outerjoin(Camera, Camera.id == ApiToken.camera_id)
+        .where(ApiToken.id == match.group(1))
+    )
+    if kind == "device":  # what ingest checks a report against when no set-up is stored
+        statement = statement.options(joinedload(Camera.lines), joinedload(Camera.zones))
+    row = session.execute(statement).unique().first()
+    stored, camera = (row[0], row[1]) if row is not None else (None, None)
     expected = stored.token_hash if stored is not None else hash_token(secret_key, "")
     if not hmac.compare_digest(expected, hash_token(secret_key, token)):
         return None
@@ -100,7 +114,44 @@ def verify_token(session: Session, secret_key: str, token: str, kind: TokenKind)
         return None
     if stored.last_used_at is None or now - stored.last_used_at >= USE_RESOLUTION:
         stored.last_used_at = now
-    return stored
+    return stored, camera
+
+
+@dataclass
+class RecentTokens:
+    """Keyed hashes of tokens this process found live lately, each until `ttl_s` after the
+    check (or its expiry, if sooner).
+
+    Only a gate: a device request whose token is here skips the database read that refuses
+    strangers before their body is parsed. It is never the authority: the request's own
+    transaction checks the token row again (revoked, expired, deleted), so revoking a token
+    takes effect at once in every process. Bounded: a full table is swept of stale entries,
+    and emptied if that is not enough.
+    """
+
+    ttl_s: float = 300.0
+    max_entries: int = 100_000
+    _until: dict[str, float] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def remember(self, token_hash: str, expires_at: datetime | None) -> None:
+        until = time.monotonic() + self.ttl_s
+        if expires_at is not None:
+            until = min(until, time.monotonic() + (expires_at - datetime.now(UTC)).total_seconds())
+        with self._lock:
+            if len(self._until) >= self.max_entries:
+                now = time.monotonic()
+                self._until = {k: t for k, t in self._until.items() if t > now}
+                if len(self._until) >= self.max_entries:
+                    self._until.clear()
+            self._until[token_hash] = until
+
+    def forget(self, token_hash: str) -> None:
+        with self._lock:
+            self._until.pop(token_hash, None)
+
+    def __contains__(self, token_hash: str) -> bool:
+        return self._until.get(token_hash, 0.0) > time.monotonic()
 
 
 def list_tokens(session: Session, camera_id: str | None = None) -> list[TokenInfo]:

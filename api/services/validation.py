@@ -2,8 +2,10 @@
 window, and the two are compared per line, direction and class.
 
 The window is whole report intervals from the next interval boundary, so the camera's counts
-for it are whole stored reports (no pro-rating). The result is computed from what is stored;
-it is final once every interval of the window has a report, and until then it says how much
+for it are whole stored reports (no pro-rating). The lines, directions and classes to tally
+are fixed when the session opens, so a configuration saved meanwhile changes neither the sheet
+nor what is compared. The result is computed from what is stored; it is final once every
+interval of the window has a report that watched all of it, and until then it says how much
 of the window the stored reports cover (a late report is a gap, never a zero).
 """
 
@@ -97,6 +99,19 @@ class TallySheet:
         ]
 
     @classmethod
+    def of_session(cls, session: Session, record: ValidationSession, camera: Camera) -> TallySheet:
+        """The sheet the session opened with (a session from before sheets were kept: the
+        camera's current one)."""
+        if record.sheet is None:
+            return cls.of(session, camera)
+        lines = [ValidationLine.model_validate(x) for x in record.sheet["lines"]]
+        return cls(lines, [cast(VehicleClass, c) for c in record.sheet["classes"]])
+
+    def stored(self) -> dict[str, Any]:
+        """The form kept with a session."""
+        return {"lines": [x.model_dump() for x in self.lines], "classes": self.classes}
+
+    @classmethod
     def of(cls, session: Session, camera: Camera) -> TallySheet:
         """From the newest stored set-up (its geometry tells each line's two directions), else
         from the registry's line labels."""
@@ -125,9 +140,11 @@ class TallySheet:
 def open_session(
     session: Session, camera: Camera, minutes: int, origin: Origin, now: datetime
 ) -> ValidationSession:
-    """A session whose window starts at the camera's next interval boundary."""
+    """A session whose window starts at the camera's next interval boundary, with the camera's
+    sheet as it is now."""
     starts, ends = window_for(now, camera.interval_seconds, minutes)
     record = ValidationSession(
+        sheet=TallySheet.of(session, camera).stored(),
         camera_id=camera.id,
         starts_at_s=starts,
         ends_at_s=ends,
@@ -170,13 +187,25 @@ def require_open(record: ValidationSession) -> None:
         raise SessionStateError(f"validation session {record.id} is {record.status}")
 
 
-def save_tally(record: ValidationSession, sheet: TallySheet, manual: Mapping[str, int]) -> None:
-    """Replace the whole tally (the page sends it after every tap, so a resend is harmless)."""
+def save_tally(
+    session: Session,
+    record: ValidationSession,
+    sheet: TallySheet,
+    manual: Mapping[str, int],
+    origin: Origin,
+) -> None:
+    """Replace the whole tally (the page sends it after every tap, so a resend is harmless and
+    leaves no audit event; a change does, with the new total)."""
     require_open(record)
     problems = sheet.problems(manual)
     if problems:
         raise RejectedError("; ".join(problems[:MAX_PROBLEMS]))
-    record.manual = dict(sorted(manual.items()))
+    tally = dict(sorted(manual.items()))
+    if tally == record.manual:
+        return
+    record.manual = tally
+    details = {"session": record.id, "keys": len(tally), "manual_total": sum(tally.values())}
+    origin.record(session, "validation.tally", record.camera_id, details)
 
 
 def finish_session(
@@ -216,27 +245,30 @@ def cancel_session(
 
 
 def settle(session: Session, record: ValidationSession, sheet: TallySheet) -> ValidationResult:
-    """A finished session's result: stored once complete (final), recomputed until then as
-    late reports arrive."""
+    """A finished session's result: final once complete, recomputed until then as late
+    reports arrive, and written only when it changed (reading twice writes nothing)."""
     stored = result_of(record.result)
     if stored is not None and stored.complete:
         return stored
     result = compare(session, record, sheet)
-    record.result = result.model_dump(mode="json")
-    record.accuracy = accuracy(result.manual_total, result.automatic_total)
+    if result != stored:
+        record.result = result.model_dump(mode="json")
+        record.accuracy = accuracy(result.manual_total, result.automatic_total)
     return result
 
 
 def accuracy(manual_total: int, automatic_total: int) -> float | None:
-    """1 - |automatic - manual| / manual; None when nothing was counted by hand."""
+    """1 - |automatic - manual| / manual, never below 0 (a camera counting more than twice the
+    tally is as wrong as one counting nothing); None when nothing was counted by hand."""
     if manual_total == 0:
         return None
-    return 1 - abs(automatic_total - manual_total) / manual_total
+    return max(0.0, 1 - abs(automatic_total - manual_total) / manual_total)
 
 
 def compare(session: Session, record: ValidationSession, sheet: TallySheet) -> ValidationResult:
     """Manual against the camera's stored counts over the window, on every key of the sheet
-    and every other key either side counted."""
+    and every other key either side counted; the totals and the error are over the sheet's
+    keys only (what the person was asked to count)."""
     report = IntervalReportRecord
     inside = and_(
         report.camera_id == record.camera_id,
@@ -254,6 +286,8 @@ def compare(session: Session, record: ValidationSession, sheet: TallySheet) -> V
         {*sheet.keys, *manual, *automatic}, key=lambda k: (k[0], k[1], VEHICLE_CLASSES.index(k[2]))
     )
     window = record.ends_at_s - record.starts_at_s
+    manual_total = sum(manual.values())
+    errors = sum(abs(automatic.get(k, 0) - manual.get(k, 0)) for k in sheet.keys)
     return ValidationResult(
         rows=[
             ResultRow(
@@ -265,10 +299,11 @@ def compare(session: Session, record: ValidationSession, sheet: TallySheet) -> V
             )
             for line, direction, vehicle_class in rows
         ],
-        manual_total=sum(manual.values()),
-        automatic_total=sum(automatic.values()),
+        manual_total=manual_total,
+        automatic_total=sum(automatic.get(k, 0) for k in sheet.keys),
+        absolute_error=errors / manual_total if manual_total else None,
         coverage=float(watched or 0) / window,
-        complete=int(reported or 0) == window,
+        complete=int(reported or 0) == window and float(watched or 0) >= window,
     )
 
 
@@ -314,12 +349,14 @@ def session_out(session: Session, record: ValidationSession, sheet: TallySheet) 
 
 
 def camera_sessions(session: Session, camera: Camera, limit: int) -> list[ValidationOut]:
-    """The camera's sessions, newest first."""
-    sheet = TallySheet.of(session, camera)
+    """The camera's sessions, newest first, each with its own sheet."""
     records = session.scalars(
         select(ValidationSession)
         .where(ValidationSession.camera_id == camera.id)
         .order_by(ValidationSession.id.desc())
         .limit(limit)
     )
-    return [session_out(session, record, sheet) for record in records]
+    return [
+        session_out(session, record, TallySheet.of_session(session, record, camera))
+        for record in records
+    ]

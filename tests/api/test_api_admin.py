@@ -201,7 +201,7 @@ def test_cli_and_a_real_server_end_to_end(
         series = planner.get("/api/v1/counts/series", params=window).json()
         assert series["total"] == 4
         detail = planner.get("/api/v1/sites/high-st").json()
-    assert detail["cameras"][0]["config_version"] == 4
+    assert detail["cameras"][0]["config_version"] == 1, "the camera's own first version"
     assert "secret" not in str(detail)
     cli(env, "revoke-token", "--camera", "cam-1")
     assert (

@@ -55,7 +55,9 @@ def test_sites_feeds(app: FastAPI, client: TestClient) -> None:
     assert reg.site in client.get("/api/v1/open/sites.csv").text
     catalog = client.get("/api/v1/open/catalog.json").json()
     dataset = next(d for d in catalog["dcat:dataset"] if d["dct:identifier"] == reg.site)
-    assert len(dataset["dcat:distribution"]) == 4
+    distributions = [d["dcat:downloadURL"] for d in dataset["dcat:distribution"]]
+    assert len(distributions) == 4  # the count feeds; movement feeds only with movement data
+    assert all(f"/sites/{reg.site}/counts." in url for url in distributions)
 
 
 def test_small_counts_are_suppressed(database_url: str) -> None:

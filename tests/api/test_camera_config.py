@@ -13,13 +13,14 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from accounts_testkit import admin_token_headers, count_rows, events_for, sign_in
-from api_testkit import TEST_SECRET, Registered, register
+from api_testkit import T0, TEST_SECRET, Registered, make_report, register
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
@@ -30,6 +31,8 @@ from api.models import AuditEvent, Camera, CameraConfig
 from api.services import camera_config
 from api.services.access import ROLE_RANK, Role
 from contract.camera import CameraSetup
+from contract.planning import PcuFactors
+from tests.support.reports import streaming_heartbeat
 
 REPO = Path(__file__).resolve().parents[2]
 SETUP: dict[str, Any] = {
@@ -127,8 +130,8 @@ def expected(endpoint: Endpoint, who: str) -> tuple[int, str]:
         return 401, "sign in"
     if ROLE_RANK[role] < ROLE_RANK[endpoint.role]:
         return 403, f"needs the {endpoint.role} role"
-    if sites == "other":
-        return (404, "does not exist") if endpoint.method == "GET" else (403, "may not manage")
+    if sites == "other":  # another site's camera is as absent as one that does not exist
+        return 404, "does not exist"
     return endpoint.ok, ""
 
 
@@ -166,7 +169,7 @@ def test_role_matrix(
     if message:
         assert message in response.json()["detail"]
     saved = endpoint.method == "PUT" and status < 400
-    assert versions_of(app, reg.camera) == ([3, 2] if saved else [2])
+    assert versions_of(app, reg.camera) == ([3, 2, 1] if saved else [2, 1])
     assert count_rows(app, AuditEvent, AuditEvent.target == reg.camera) == events + saved
 
 
@@ -201,6 +204,7 @@ def test_each_save_is_a_new_version_with_who_when_and_why(app: FastAPI, client: 
         (4, steps[2][2], editor.email),
         (3, steps[1][2], editor.email),
         (2, steps[0][2], editor.email),
+        (1, camera_config.REGISTERED_NOTE, editor.email),
     ]
     assert history[0]["created_at"] >= history[1]["created_at"] >= history[2]["created_at"]
     old = client.get(config_url(reg.camera, "/versions/2"), headers=editor.headers).json()
@@ -211,17 +215,19 @@ def test_each_save_is_a_new_version_with_who_when_and_why(app: FastAPI, client: 
     assert "no configuration version 9" in missing.json()["detail"]
 
     changes = [e.details for e in events_for(app, reg.camera) if e.action == "camera.config"]
-    assert [c["changed"] for c in changes] == [
-        {  # the first version: everything is new
+    assert [c["version"] for c in changes] == [1, 2, 3, 4]
+    assert [c["changed"] for c in changes[1:]] == [
+        {  # the first saved version: everything is new (the registration had no geometry)
             "reference_resolution": {"from": None, "to": [1280, 720]},
             "lines": {"added": ["main"]},
             "zones": {"added": ["approach"]},
             "interval_seconds": {"from": None, "to": 300},
+            "pcu": {"from": None, "to": PcuFactors().model_dump(mode="json")},
         },
         {"lines": {"added": ["east"], "removed": ["main"]}},
         {"zones": {"removed": ["approach"]}, "classes": {"from": None, "to": ["car", "bus"]}},
     ]
-    assert [e.actor for e in events_for(app, reg.camera)][-3:] == [editor.email] * 3
+    assert [e.actor for e in events_for(app, reg.camera)][-4:] == [editor.email] * 4
 
 
 def test_saving_updates_the_registry_that_ingest_and_the_planner_read(
@@ -280,7 +286,7 @@ def test_a_versioned_camera_changes_its_setup_only_through_a_new_version(
         60,
         2,
     )
-    assert versions_of(app, reg.camera) == [2]
+    assert versions_of(app, reg.camera) == [2, 1]
 
 
 def test_a_save_from_a_stale_version_is_409_and_stores_nothing(
@@ -298,7 +304,7 @@ def test_a_save_from_a_stale_version_is_409_and_stores_nothing(
 
     assert response.status_code == 409, response.text
     assert "at configuration version 3 now, not 2" in response.json()["detail"]
-    assert versions_of(app, reg.camera) == [3, 2]
+    assert versions_of(app, reg.camera) == [3, 2, 1]
     assert (
         client.get(config_url(reg.camera), headers=second.headers).json()["setup"][
             "interval_seconds"
@@ -333,7 +339,7 @@ def test_two_saves_at_the_same_moment_make_one_version_and_a_409(
     assert "at the same moment" in response.json()["detail"]
     latest = client.get(config_url(reg.camera), headers=admin_headers).json()
     assert (latest["version"], latest["note"]) == (3, "the other one")
-    assert versions_of(app, reg.camera) == [3, 2]
+    assert versions_of(app, reg.camera) == [3, 2, 1]
 
 
 # --- located errors -------------------------------------------------------------------------
@@ -413,7 +419,7 @@ def test_a_bad_setup_is_422_with_every_problem_located_and_nothing_stored(
     for at, message in problems:
         assert any(tuple(e["loc"]) == at and message in e["msg"] for e in errors), (at, errors)
     assert len(errors) == len({at for at, _ in problems})
-    assert versions_of(app, reg.camera) == [2]
+    assert versions_of(app, reg.camera) == [2, 1]
 
 
 # --- calibration fitting --------------------------------------------------------------------
@@ -534,6 +540,99 @@ def test_calibration_fit_refuses_points_that_fix_nothing(
     assert reason in str(response.json()["detail"])
 
 
+# --- what was registered stays the registration ---------------------------------------------
+
+RENAMED = setup_with(lines=[SETUP["lines"][0] | {"name": "east"}], zones=[])
+"""A first saved version that renames the registered line and drops the zone."""
+
+
+def report_of(reg: Registered, minute: int, line: str, version: int | None) -> dict[str, Any]:
+    made = make_report(reg.camera, T0 + timedelta(minutes=minute), {(line, "northbound", "car"): 3})
+    return made.model_copy(update={"config_version": version}).model_dump(mode="json")
+
+
+def test_reports_counted_before_the_first_version_are_still_accepted_after_it(
+    app: FastAPI, client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    """A camera registered without a set-up: its worker counts with its site file and reports
+    no API version. The first save stores what was registered as version 1 (names only: the
+    registry has no geometry) before the new set-up; a report still in flight, with no version
+    or one the API never gave, is checked against that registration, not the new set-up."""
+    reg = register(app.state.settings)
+    counted = [report_of(reg, 0, "main", None)]
+    assert client.post("/api/v1/reports", json={"reports": counted}, headers=reg.auth).is_success
+    body = {"setup": RENAMED, "note": "line renamed"}
+    saved = client.put(config_url(reg.camera), json=body, headers=admin_headers)
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["version"] == 2
+    history = client.get(config_url(reg.camera, "/versions"), headers=admin_headers).json()
+    assert [(v["version"], v["note"]) for v in history] == [
+        (2, "line renamed"),
+        (1, camera_config.REGISTERED_NOTE),
+    ]
+    registered = client.get(config_url(reg.camera, "/versions/1"), headers=admin_headers).json()
+    assert [x["name"] for x in registered["setup"]["lines"]] == ["main"]
+    assert [z["name"] for z in registered["setup"]["zones"]] == ["approach"]
+    assert registered["setup"]["interval_seconds"] == 60
+
+    in_flight = [report_of(reg, 1, "main", None), report_of(reg, 2, "main", 7)]
+    response = client.post("/api/v1/reports", json={"reports": in_flight}, headers=reg.auth)
+    assert response.status_code == 200, response.text
+    new = [report_of(reg, 3, "east", 2)]
+    assert client.post("/api/v1/reports", json={"reports": new}, headers=reg.auth).is_success
+    wrong = [report_of(reg, 4, "east", None)]
+    refused = client.post("/api/v1/reports", json={"reports": wrong}, headers=reg.auth)
+    assert refused.status_code == 422, "an unversioned report still names what was registered"
+    assert versions_of(app, reg.camera) == [2, 1]
+
+
+def test_the_first_version_of_a_site_file_camera_is_its_registration(
+    app: FastAPI,
+    client: TestClient,
+    admin_headers: dict[str, str],
+    tmp_path: Path,
+    run_cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    """Registered from its site file: version 1 is the file's set-up with its geometry, and a
+    report without a version is checked against it after an editor's save."""
+    reg = register(app.state.settings)
+    camera = f"file-{reg.site[5:]}"
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(SITE_FILE.format(version=7, site=reg.site, camera=camera, y=400))
+    args = ("add-camera", "--config", str(site_file), "--camera-id", camera, "--site", reg.site)
+    assert run_cli(*args)[2] == "configuration version 1\n"
+    token = run_cli("issue-token", "--camera", camera)[1].strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    saved = client.put(config_url(camera), json={"setup": RENAMED}, headers=admin_headers)
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["version"] == 2
+    device = Registered(site=reg.site, camera=camera, token=token, token_id="")
+    late = [report_of(device, 0, "main", None)]
+    response = client.post("/api/v1/reports", json={"reports": late}, headers=auth)
+    assert response.status_code == 200, response.text
+    assert versions_of(app, camera) == [2, 1]
+
+
+def test_a_camera_without_a_stored_version_is_told_of_none(
+    app: FastAPI, client: TestClient
+) -> None:
+    """The registry's `config_version` is the site file's revision, not a version the API
+    stores: announcing it would send the worker after a configuration that does not exist."""
+    reg = register(app.state.settings)
+    with session_scope(app.state.session_factory) as session:
+        found = session.get(Camera, reg.camera)
+        assert found is not None
+        found.config_version = 5
+    beat = streaming_heartbeat(reg.camera, 0)
+    answer = client.post("/api/v1/heartbeat", json=beat.model_dump(mode="json"), headers=reg.auth)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["config_version"] == 0
+    assert client.get("/api/v1/device/config", headers=reg.auth).status_code == 404
+    seed(app, reg.camera)
+    answer = client.post("/api/v1/heartbeat", json=beat.model_dump(mode="json"), headers=reg.auth)
+    assert answer.json()["config_version"] == 2
+
+
 # --- the device's side ----------------------------------------------------------------------
 
 
@@ -609,21 +708,22 @@ def test_registering_from_a_site_file_stores_its_setup_as_a_version(
             "add-camera", "--config", str(site_file), "--camera-id", camera, "--site", site, *extra
         )
 
-    assert add_camera(4, 400) == (0, f"{camera}\n", "configuration version 4\n")
-    assert add_camera(4, 400, "--replace")[2] == "configuration version 4\n", "unchanged: no new"
-    assert add_camera(4, 500, "--replace")[2] == "configuration version 5\n", "moved: the next"
-    assert add_camera(9, 300, "--replace")[2] == "configuration version 9\n", "the file's"
-    assert versions_of(app, camera) == [9, 5, 4]
+    # the camera's own numbers from 1: the file's revision (4, 9) is not a version of it
+    assert add_camera(4, 400) == (0, f"{camera}\n", "configuration version 1\n")
+    assert add_camera(4, 400, "--replace")[2] == "configuration version 1\n", "unchanged: no new"
+    assert add_camera(4, 500, "--replace")[2] == "configuration version 2\n", "moved: the next"
+    assert add_camera(9, 300, "--replace")[2] == "configuration version 3\n", "the next again"
+    assert versions_of(app, camera) == [3, 2, 1]
     with app.state.session_factory() as session:
-        stored = session.get(CameraConfig, (camera, 9))
+        stored = session.get(CameraConfig, (camera, 3))
         registered = session.get(Camera, camera)
         assert stored is not None
         assert registered is not None
         assert stored.setup["lines"][0]["points"] == [[0, 300], [1280, 300]]
         assert "source" not in stored.setup
         assert "hunter2" not in json.dumps(stored.setup)
-        assert (stored.created_by, stored.note) == ("cli", "registered from site.yaml")
-        assert registered.config_version == 9
+        assert (stored.created_by, stored.note) == ("cli", "registered from site.yaml (revision 9)")
+        assert registered.config_version == 3
 
 
 def test_camera_config_show_set_and_history(
@@ -657,6 +757,7 @@ def test_camera_config_show_set_and_history(
         ("4", "cli", ""),
         ("3", "cli", "slower"),
         ("2", "cli", "first"),
+        ("1", "cli", camera_config.REGISTERED_NOTE),
     ]
     assert app_interval(app, reg.camera) == 60
 
@@ -698,7 +799,7 @@ def test_camera_config_set_reports_each_problem_on_its_line_and_stores_nothing(
     printed = err.splitlines()
     for line in lines:
         assert any(p.startswith(line) or line in p for p in printed), (line, err)
-    assert versions_of(app, reg.camera) == [2]
+    assert versions_of(app, reg.camera) == [2, 1]
 
 
 def test_camera_config_set_for_an_unknown_camera_is_one_line(

@@ -136,8 +136,8 @@ CASES = {
     "counted with v3": Case((Sent(30, 300, 3, EAST),)),
     "both sides of the switch in one batch": Case((Sent(0, 60, 2, MAIN), Sent(5, 300, 3, EAST))),
     "v2 after stored v3 reports": Case((Sent(0, 60, 2, MAIN),), stored=(Sent(5, 300, 3, EAST),)),
-    "a version 1 report meets the registry (now v3)": Case((Sent(0, 300, None, EAST, schema=1),)),
-    "an unknown version meets the registry": Case((Sent(0, 300, 7, EAST),)),
+    "a version 1 report meets the registration (v1)": Case((Sent(0, 60, None, MAIN, schema=1),)),
+    "an unknown version meets the registration": Case((Sent(0, 60, 7, MAIN),)),
     "v2 with a line of v3": Case(
         (Sent(0, 60, 2, EAST),),
         "camera '{camera}' (configuration version 2) has no line 'east' (lines: main)",
@@ -155,9 +155,9 @@ CASES = {
         (Sent(0, 300, 3, EAST, zones=("approach",)),),
         "camera '{camera}' (configuration version 3) has no zone 'approach' (zones: none)",
     ),
-    "a version 1 report with the old interval": Case(
-        (Sent(0, 60, None, MAIN, schema=1),),
-        "differs from camera '{camera}''s registered interval of 300 s",
+    "a version 1 report with the new interval": Case(
+        (Sent(0, 300, None, EAST, schema=1),),
+        "differs from camera '{camera}''s interval in configuration version 1 of 60 s",
     ),
     "the two sides overlapping in one batch": Case(
         (Sent(2, 60, 2, MAIN), Sent(0, 300, 3, EAST)),
@@ -306,9 +306,9 @@ def request_scene_map(app: FastAPI, camera: str) -> None:
 
 
 HEARTBEATS: dict[str, tuple[Callable[[FastAPI, Registered], None], dict[str, Any], int, bool]] = {
-    "no version stored: the registry's": (lambda app, reg: None, {}, 1, False),
+    "no version stored: none": (lambda app, reg: None, {}, 0, False),
     "versions stored: the newest": (lambda app, reg: switch(app, reg), {}, 3, False),
-    "a scene map requested": (lambda app, reg: request_scene_map(app, reg.camera), {}, 1, True),
+    "a scene map requested": (lambda app, reg: request_scene_map(app, reg.camera), {}, 0, True),
     "a refused pull": (
         lambda app, reg: switch(app, reg),
         {"config_pull": pull("refused", "line 'east' is outside the 640x360 stream")},

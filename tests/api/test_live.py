@@ -11,6 +11,7 @@ from accounts_testkit import admin_token_headers, now_minute, sign_in
 from api_testkit import T0, Registered, batch, make_report, register
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from api.models import Camera
 from api.services.live import live_counts
@@ -154,3 +155,36 @@ def test_viewers_of_the_site_read_the_live_check(
         assert response.json()["detail"] == missing.json()["detail"].replace(
             "cam-nowhere", reg.camera
         )
+
+
+def test_the_window_bounds_the_interval_start_so_the_index_serves_it(app: FastAPI) -> None:
+    """`start + length > since` alone cannot use the (camera, start) index: the query also
+    bounds the start itself from below, and the plan shows the index range on both sides."""
+    reg = register(app.state.settings)
+    engine = app.state.session_factory.kw["bind"]
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        if "FROM interval_reports" in statement and "coverage" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with app.state.session_factory() as session:
+            found = session.get(Camera, reg.camera)
+            assert found is not None
+            live_counts(session, found, 5, T0)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    ((statement, parameters),) = captured
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            text = " ".join(str(row[-1]) for row in plan)
+            assert "interval_start_s>? AND interval_start_s<?" in text, text
+        else:
+            connection.exec_driver_sql("SET enable_seqscan = off")
+            plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+            text = " ".join(str(row[0]) for row in plan)
+            assert "Index Cond" in text, text
+            assert "interval_start_s >" in text.split("Index Cond", 1)[1], text

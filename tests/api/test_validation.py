@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import event
 
 from api.db import session_scope
 from api.models import AuditEvent, Camera, CameraConfig, ValidationSession
@@ -199,7 +200,7 @@ COMPARISONS = [
         {NC: (10, 12)},
     ),
     Comparison(
-        "errors per class cancel in the total",
+        "errors per class cancel in the total, not in the absolute error",
         [(m, {NC: 3, NB: 1}, 1.0) for m in range(3)],
         {NC: 9, NB: 2, SC: 1},
         12,
@@ -207,6 +208,16 @@ COMPARISONS = [
         True,
         1.0,
         {NC: (9, 9), NB: (2, 3), SC: (1, 0)},
+    ),
+    Comparison(
+        "the camera counts more than twice the tally",
+        [(m, {NC: 3}, 1.0) for m in range(3)],
+        {NC: 2},
+        9,
+        1.0,
+        True,
+        0.0,  # never negative
+        {NC: (2, 9)},
     ),
     Comparison(
         "a report is missing",
@@ -219,12 +230,12 @@ COMPARISONS = [
         {NC: (15, 10)},
     ),
     Comparison(
-        "a stalled stream",
+        "a stalled stream: every report is in but the window was not all watched",
         [(0, {NC: 2}, 1.0), (1, {NC: 2}, 0.5), (2, {NC: 2}, 1.0)],
         {NC: 6},
         6,
         2.5 / 3,
-        True,
+        False,
         1.0,
         {NC: (6, 6)},
     ),
@@ -278,9 +289,11 @@ def test_the_tally_is_compared_with_the_stored_reports_of_its_window(
     assert result["coverage"] == pytest.approx(case.coverage)
     assert result["complete"] is case.complete
     if case.accuracy is None:
-        assert read["accuracy"] is None
+        assert (read["accuracy"], result["absolute_error"]) == (None, None)
     else:
         assert read["accuracy"] == pytest.approx(case.accuracy)
+        errors = sum(abs(m - a) for m, a in case.rows.values())
+        assert result["absolute_error"] == pytest.approx(errors / sum(case.manual.values()))
     rows = {
         (r["line"], r["direction"], r["vehicle_class"]): (r["manual"], r["automatic"])
         for r in result["rows"]
@@ -323,6 +336,95 @@ def test_a_late_report_completes_the_result_which_is_then_final(
     assert (record.result, record.accuracy) == (late["result"], 1.0)
     listed = client.get(f"/api/v1/cameras/{reg.camera}/validations", headers=editor).json()
     assert listed == [late]
+
+
+def writes_during(app: FastAPI, action: Callable[[], Any]) -> list[str]:
+    """The INSERT, UPDATE and DELETE statements the database saw while `action` ran."""
+    engine = app.state.session_factory.kw["bind"]
+    writes: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(statement)
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    return writes
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["final", "still-open"])
+def test_reading_a_result_writes_nothing_until_it_changes(
+    client: TestClient, app: FastAPI, complete: bool
+) -> None:
+    reg = register(app.state.settings)
+    session_id = open_at(app, reg, T0 + timedelta(seconds=10))
+    post(client, reg, [in_window(reg, m, {NC: 5}) for m in range(3 if complete else 2)])
+    editor = sign_in(app, "editor").headers
+    url = f"/api/v1/validations/{session_id}"
+    client.put(f"{url}/tally", json={"manual": {key(NC): 15}}, headers=editor)
+    finished = finish(client, session_id, editor)
+    assert finished["result"]["complete"] is complete
+    for _ in range(2):
+        reads = writes_during(app, lambda: client.get(url, headers=editor))
+        assert not any("validation_sessions" in w for w in reads), reads
+    if not complete:
+        post(client, reg, [in_window(reg, 2, {NC: 5})])
+        late = writes_during(app, lambda: client.get(url, headers=editor))
+        assert any("validation_sessions" in w for w in late), "the late report is kept once"
+        assert stored(app, session_id).result == client.get(url, headers=editor).json()["result"]
+        again = writes_during(app, lambda: client.get(url, headers=editor))
+        assert not any("validation_sessions" in w for w in again), again
+
+
+def test_the_sheet_is_the_one_the_session_opened_with(
+    client: TestClient, app: FastAPI, admin_headers: dict[str, str]
+) -> None:
+    """A configuration saved while the person tallies (the line renamed) changes neither what
+    they may tally nor what is compared."""
+    reg = register(app.state.settings)
+    session_id = open_at(app, reg, T0 + timedelta(seconds=10))
+    renamed = {
+        "lines": [{"name": "east", "points": [[0.1, 0.5], [0.9, 0.5]]}],
+        "interval_seconds": 60,
+    }
+    saved = client.put(
+        f"/api/v1/cameras/{reg.camera}/config", json={"setup": renamed}, headers=admin_headers
+    )
+    assert saved.status_code == 201, saved.text
+    post(client, reg, [in_window(reg, m, {NC: 2}) for m in range(3)])
+    editor = sign_in(app, "editor").headers
+    url = f"/api/v1/validations/{session_id}"
+    tally = client.put(f"{url}/tally", json={"manual": {key(NC): 6}}, headers=editor)
+    assert tally.status_code == 200, tally.text
+    assert tally.json()["lines"] == [{"line": "main", "directions": ["southbound", "northbound"]}]
+    result = finish(client, session_id, editor)["result"]
+    assert (result["manual_total"], result["automatic_total"], result["complete"]) == (6, 6, True)
+    assert {r["line"] for r in result["rows"]} == {"main"}
+    opened = client.post(f"/api/v1/cameras/{reg.camera}/validations", headers=editor).json()
+    assert [x["line"] for x in opened["lines"]] == ["east"], "a new session has the new sheet"
+
+
+def test_the_camera_total_counts_only_what_the_sheet_asks_for(
+    client: TestClient, app: FastAPI
+) -> None:
+    """The sheet asks for cars only: buses the camera also counted show as their own rows but
+    are no part of the camera's total (the person was never asked to count them)."""
+    reg = register(app.state.settings)
+    set_classes(app, reg, ["car"])
+    session_id = open_at(app, reg, T0 + timedelta(seconds=10))
+    post(client, reg, [in_window(reg, m, {NC: 2, NB: 4}) for m in range(3)])
+    editor = sign_in(app, "editor").headers
+    url = f"/api/v1/validations/{session_id}"
+    client.put(f"{url}/tally", json={"manual": {key(NC): 6}}, headers=editor)
+    finished = finish(client, session_id, editor)
+    result = finished["result"]
+    assert (result["manual_total"], result["automatic_total"]) == (6, 6)
+    assert (finished["accuracy"], result["absolute_error"]) == (1.0, 0.0)
+    rows = {(r["line"], r["direction"], r["vehicle_class"]): r["automatic"] for r in result["rows"]}
+    assert rows[NB] == 12, "shown, not totalled"
 
 
 def test_finishing_before_the_window_ends_is_refused(client: TestClient, app: FastAPI) -> None:
@@ -396,20 +498,25 @@ def test_a_bad_tally_is_refused_and_the_stored_one_kept(
     assert stored(app, session_id).manual == good
 
 
-def test_a_tally_replaces_the_whole_stored_one_without_an_audit_event(
+def test_a_tally_replaces_the_whole_stored_one_and_each_change_is_audited(
     client: TestClient, app: FastAPI
 ) -> None:
+    """A write like any other: who changed the tally and to what total; a resend of the same
+    tally (the page sends it after every tap) changes nothing and adds no event."""
     reg = register(app.state.settings)
     session_id = open_at(app, reg, T0)
-    editor = sign_in(app, "editor").headers
+    editor = sign_in(app, "editor")
     url = f"/api/v1/validations/{session_id}/tally"
-    events = count_rows(app, AuditEvent)
     for manual in ({key(NC): 1, key(ST): 2}, {key(ST): 3}, {key(ST): 3}):
-        response = client.put(url, json={"manual": manual}, headers=editor)
+        response = client.put(url, json={"manual": manual}, headers=editor.headers)
         assert response.status_code == 200, response.text
         assert response.json()["manual"] == manual
     assert stored(app, session_id).manual == {key(ST): 3}
-    assert count_rows(app, AuditEvent) == events
+    tallies = [e for e in events_for(app, reg.camera) if e.action == "validation.tally"]
+    assert [(e.actor, e.details) for e in tallies] == [
+        (editor.email, {"session": session_id, "keys": 2, "manual_total": 3}),
+        (editor.email, {"session": session_id, "keys": 1, "manual_total": 3}),
+    ]
 
 
 # action -> whether it is allowed after: open, finished, cancelled
@@ -474,7 +581,7 @@ PRINCIPALS = [
 ]
 # endpoint -> (role needed, status when allowed, status for another site's account)
 ENDPOINTS: dict[str, tuple[str, int, int]] = {
-    "create": ("editor", 201, 403),
+    "create": ("editor", 201, 404),
     "tally": ("editor", 200, 404),
     "cancel": ("editor", 200, 404),
     "get": ("viewer", 200, 404),
@@ -520,7 +627,7 @@ def test_roles_and_sites(client: TestClient, app: FastAPI, endpoint: str, who: s
     status = expected_status(endpoint, who)
     assert response.status_code == status, response.text
     audited = count_rows(app, AuditEvent) - events
-    assert audited == (1 if status < 300 and endpoint in ("create", "cancel") else 0)
+    assert audited == (1 if status < 300 and endpoint in ("create", "cancel", "tally") else 0)
     if status >= 400:
         assert stored(app, session_id).status == "open"
         assert stored(app, session_id).manual == {}
@@ -528,6 +635,7 @@ def test_roles_and_sites(client: TestClient, app: FastAPI, endpoint: str, who: s
         nowhere = {
             "get": "/api/v1/validations/2147483647",
             "list": "/api/v1/cameras/cam-nowhere/validations",
+            "create": "/api/v1/cameras/cam-nowhere/validations",
         }
         missing = client.get(nowhere.get(endpoint, nowhere["get"]), headers=headers)
         assert missing.status_code == 404

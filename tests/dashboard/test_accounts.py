@@ -51,7 +51,7 @@ MANAGEMENT_PAGES = {
     "users": "Users",
     "audit": "Audit log",
 }
-VIEWER_PAGES = ["overview", "site", "compare", "health", "open"]
+VIEWER_PAGES = ["overview", "site", "intersection", "compare", "health", "open"]
 XSS = ['<img src=x onerror="window.__xss=1">', '"><script>window.__xss=1</script>']
 ATTRIBUTION = "Tiles <b>© Test Maps</b>"
 SSO_LABEL = "Sign in with the Bench city account"
@@ -572,10 +572,10 @@ def test_hostile_names_are_shown_as_text_on_every_page(
         if name == "overview":
             expect(tab.locator(".leaflet-tooltip", has_text=XSS[0])).to_be_visible()
             expect(tab.get_by_role("link", name=XSS[0])).to_be_visible()
-        if name == "site":
+        if name in ("site", "intersection"):
             expect(tab.locator("h1")).to_have_text(XSS[0])
             expect(tab.locator(".page-head p")).to_contain_text(XSS[1])
-        if name in ("site", "compare", "health"):
+        if name in ("site", "intersection", "compare", "health"):
             expect(tab.locator("select[name='site'] option:checked")).to_have_text(XSS[0])
         if name == "sites":
             expect(tab.locator("tr", has_text="xss-st").locator("th")).to_have_text(XSS[0])

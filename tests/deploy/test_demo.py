@@ -1,10 +1,11 @@
 """The README's first command, ``python -m tally_demo``, end to end on real processes.
 
-The demo starts the API on SQLite, registers its camera and a login through the admin CLI,
-runs a real worker over the real motorway clip and serves the dashboard. The test reads the
-demo's own progress lines, signs in with the login the demo printed, checks what the API and
-the dashboard then serve, stops it like Ctrl-C does, and checks it stops cleanly with the
-counts delivered.
+The demo starts the API on SQLite, registers its intersection camera (a gate per leg, the
+intersection layout, a zone and a calibration from ``tally_demo/intersection.yaml``) and a
+login through the admin CLI, runs a real worker over the real intersection clip and serves the
+dashboard. The test reads the demo's own progress lines, signs in with the login the demo
+printed, checks that the dashboard's printed range holds turning movements, congestion and
+speeds, stops it like Ctrl-C does, and checks it stops cleanly with the counts delivered.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from queue import Empty, Queue
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
 
 from tests.conftest import MODEL, REPO_ROOT, VIDEO
 
-CLIP = VIDEO / "motorway_cctv_twoway_320x240.avi"
+CLIP = VIDEO / "urban_intersection_640x480.mp4"
+GATES = ["north", "east", "south", "west"]
 pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.skipif(not MODEL.is_file(), reason=f"offline model missing: {MODEL}"),
@@ -56,7 +60,16 @@ def wait_for(lines: Queue[str], pattern: str, seen: list[str], timeout_s: float)
     raise AssertionError(f"no line matching {pattern!r}; the demo said:\n" + "\n".join(seen))
 
 
-def test_the_demo_counts_a_real_clip_and_serves_the_dashboard(tmp_path: Path) -> None:
+def day_range(dashboard_url: str) -> dict[str, str]:
+    """The API range of the local days a dashboard URL shows (from and to are days)."""
+    query = parse_qs(urlparse(dashboard_url).query)
+    last = date.fromisoformat(query["to"][0]) + timedelta(days=1)
+    return {"from": f"{query['from'][0]}T00:00:00", "to": f"{last}T00:00:00"}
+
+
+def test_the_demo_counts_movements_on_a_real_clip_and_serves_the_dashboard(
+    tmp_path: Path,
+) -> None:
     inputs = ["--clip", str(CLIP), "--model", str(MODEL), "--data-dir", str(tmp_path)]
     process = subprocess.Popen(
         [sys.executable, "-m", "tally_demo", "--plays", "2", "--port", "0", *inputs],
@@ -68,7 +81,8 @@ def test_the_demo_counts_a_real_clip_and_serves_the_dashboard(tmp_path: Path) ->
     seen: list[str] = []
     try:
         lines = lines_of(process)
-        base_url = wait_for(lines, r"dashboard (http://\S+)/", seen, 90).group(1)
+        dashboard_url = wait_for(lines, r"dashboard (http://\S+)", seen, 90).group(1)
+        base_url = dashboard_url.split("/?")[0]
         email, password = wait_for(lines, r"login\s+(\S+)\s+password\s+(\S+)", seen, 10).groups()
         wait_for(lines, r"worker finished the clip", seen, 240)
         with httpx.Client(base_url=base_url, timeout=10) as planner:
@@ -76,21 +90,36 @@ def test_the_demo_counts_a_real_clip_and_serves_the_dashboard(tmp_path: Path) ->
             login = {"email": email, "password": password}
             assert planner.post("/api/v1/auth/login", json=login).json()["role"] == "admin"
             sites = planner.get("/api/v1/sites").json()["sites"]
+            shown = {"camera": "demo-cam", **day_range(dashboard_url)}
+            tmc = planner.get("/api/v1/movements/tmc", params=shown).json()
+            zones = planner.get("/api/v1/zones/series", params={**shown, "bucket": "1h"}).json()
         assert [site["id"] for site in sites] == ["demo-site"]
-        dashboard = httpx.get(f"{base_url}/", timeout=10)
+        assert parse_qs(urlparse(dashboard_url).query)["page"] == ["intersection"]
+        dashboard = httpx.get(dashboard_url, timeout=10)
         assert dashboard.status_code == 200
         assert "<html" in dashboard.text.lower()
         process.send_signal(signal.SIGINT)
         stopped = wait_for(
-            lines, r"stopped cleanly; reports delivered: (\d+), vehicles counted: (\d+)", seen, 60
+            lines,
+            r"stopped cleanly; reports delivered: (\d+), line crossings: (\d+),"
+            r" vehicles through the intersection: (\d+)",
+            seen,
+            60,
         )
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    reports, vehicles = int(stopped.group(1)), int(stopped.group(2))
+    reports, crossings, turned = (int(n) for n in stopped.groups())
     assert reports >= 1, "two plays of a 30-s clip span at least one 60-s interval"
-    assert 70 <= vehicles <= 100, f"two plays of a 43-vehicle clip gave {vehicles} vehicles"
+    assert tmc["layout"], "the demo camera declares its intersection layout"
+    assert [leg["gate"] for leg in tmc["legs"]] == GATES
+    named = {m["movement"] for m in tmc["movements"] if m["total"]}
+    assert tmc["intersection"]["total"] == turned >= 1, "the dashboard's range has movements"
+    assert named - {None}, f"movements named from the layout, got {named}"
+    assert turned <= crossings, "a vehicle through the intersection crossed its gates"
+    speeds = [h for s in zones["series"] for h in s["speed_histogram"] if h]
+    assert speeds, "the calibrated zone measured vehicle speeds"
     written = {path.name for path in tmp_path.rglob("*") if path.is_file()}
     assert not {name for name in written if name.endswith((".jpg", ".jpeg", ".png", ".mp4"))}

@@ -13,11 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +26,7 @@ import yaml
 from tests.conftest import MODEL
 from tests.support.mjpeg import MjpegServer
 from tests.support.tally_api import TallyServer, add_site, register_camera, running_server
+from tests.support.worker_process import eventually, running_worker
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -61,36 +58,6 @@ def moving_rectangles(index: int, width: int = 160, height: int = 120) -> bytes:
     ok, encoded = cv2.imencode(".jpg", image)
     assert ok
     return bytes(encoded.tobytes())
-
-
-@dataclass
-class Worker:
-    """The worker subprocess and its log."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.text().splitlines()[-lines:])
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float, what: str, worker: Worker) -> float:
-    """Poll every 0.25 s; fail with the worker's log tail. Returns the seconds it took."""
-    started = time.monotonic()
-    while not condition():
-        if worker.process.poll() is not None:
-            raise AssertionError(
-                f"worker exited ({worker.process.returncode}) waiting for {what}:\n{worker.tail()}"
-            )
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(
-                f"timed out after {timeout_s} s waiting for {what}:\n{worker.tail()}"
-            )
-        time.sleep(0.25)
-    return time.monotonic() - started
 
 
 def assert_one_model_and_no_refused_token(log: str) -> None:
@@ -138,35 +105,6 @@ def register_site(server: TallyServer, workdir: Path) -> None:
         for camera_id, (line, _) in LINES.items():
             token = register_camera(admin, SITE, camera_id, INTERVAL_S, line=line)
             (workdir / f"{camera_id}.token").write_text(token + "\n", encoding="utf-8")
-
-
-@contextlib.contextmanager
-def running_worker(config: Path, api_url: str, workdir: Path) -> Iterator[Worker]:
-    """`python -m detector -v run`; killed at the end if the test did not stop it."""
-    log_path = workdir / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "detector",
-                "-v",
-                "run",
-                "--config",
-                str(config),
-                "--api-url",
-                api_url,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-        )
-        try:
-            yield Worker(process, log_path)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
 
 
 def reports(database: Path) -> dict[str, list[tuple[str, int, bool]]]:

@@ -29,8 +29,8 @@ import pytest
 import yaml
 
 from tests.conftest import MODEL, VIDEO
-from tests.deploy.test_multi_camera import Worker, eventually, running_worker
 from tests.support.tally_api import TallyServer, free_port, running_server
+from tests.support.worker_process import Worker, eventually, running_worker
 
 pytestmark = [
     pytest.mark.slow,
@@ -75,10 +75,10 @@ class Stored:
     """Vehicles per line."""
 
 
-def site_file(workdir: Path, outbox: Path) -> Path:
+def site_file(workdir: Path, outbox: Path, revision: int = 1) -> Path:
     config = {
         "site": SITE,
-        "config_version": 1,
+        "config_version": revision,
         "model": {"path": str(MODEL)},
         "cameras": [
             {
@@ -280,8 +280,10 @@ def test_a_saved_configuration_reaches_the_running_worker(tmp_path: Path) -> Non
     cache = json.loads((tmp_path / f"{CAMERA}.config.json").read_text(encoding="utf-8"))
     assert cache["version"] == 2
 
-    # a restart while the API cannot be reached counts with the cached version 2
-    offline = site_file(tmp_path, tmp_path / "offline.db")  # same folder: same cache
+    # a restart while the API cannot be reached counts with the cached version 2, even
+    # though the site file was edited since (revision 5, for another camera): the file's
+    # revision is no version of this camera's set-up
+    offline = site_file(tmp_path, tmp_path / "offline.db", revision=5)  # same folder: same cache
     restart = tmp_path / "restart"
     restart.mkdir()
     with running_worker(offline, f"http://127.0.0.1:{free_port()}", restart) as worker:
@@ -291,7 +293,7 @@ def test_a_saved_configuration_reaches_the_running_worker(tmp_path: Path) -> Non
         worker.process.kill()  # a returned put survives kill -9
         worker.process.wait(timeout=10)
         log = worker.text()
-    assert "counting with cached configuration version 2 (the site file has 1)" in log
+    assert "counting with cached configuration version 2, not the site file's" in log
     for queued in pending(tmp_path / "offline.db"):
         assert queued["config_version"] == 2
         assert {row["line"] for row in queued["counts"]} <= {"right-renamed"}

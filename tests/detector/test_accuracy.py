@@ -6,8 +6,6 @@ them on every shared clip: not one count may change."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,9 +14,10 @@ import pytest
 
 from contract.site import ModelSettings
 from detector.detect import VehicleDetector
-from tests.conftest import MODEL, REPO_ROOT, VIDEO
-from tests.support.counting import count_command
+from tests.conftest import MODEL, VIDEO
+from tests.support.counting import count_command, run_detector
 from tests.support.replay import SAVINGS_OFF, count, load_clip, totals
+from tests.support.worker_memory import URBAN, URBAN_LINES
 
 REFERENCE = json.loads((VIDEO / "reference_counts.json").read_text(encoding="utf-8"))
 CLIPS = sorted(
@@ -28,25 +27,10 @@ LINE_TOLERANCE = 0.1
 """Per line: at most one miss on a 10-vehicle line, two on a 20-vehicle one (run-to-run
 noise kept out of CI); the overall bound below is the issue's 5% target."""
 TOTAL_TOLERANCE = 0.05
-URBAN = "urban_intersection_640x480.mp4"
-URBAN_LINES = [  # no reference counts: lines across its busy arms, for savings on against off
-    {"name": "centre", "coords": [300, 40, 300, 260]},
-    {"name": "east", "coords": [560, 20, 560, 280]},
-    {"name": "west", "coords": [0, 140, 130, 140]},
-]
 
 
 def count_clip(clip: str, cache: Path) -> dict[str, Any]:
-    completed = subprocess.run(
-        count_command(VIDEO / clip, REFERENCE[clip]["lines"], MODEL),
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO_ROOT,
-        timeout=600,
-        env={**os.environ, "TALLY_MODEL_CACHE": str(cache)},
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
+    completed = run_detector(count_command(VIDEO / clip, REFERENCE[clip]["lines"], MODEL), cache)
     result: dict[str, Any] = json.loads(completed.stdout)
     return result
 

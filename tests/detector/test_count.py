@@ -159,3 +159,30 @@ def test_k_crossings_count_per_rule(crossings: int) -> None:
     line = pixel_line(((0, 50), (100, 50)))
     path = [(50.0, 40.0 if i % 2 == 0 else 60.0) for i in range(crossings + 1)]
     assert run_trajectory(line, path) == (["down"] if crossings else [])
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        # down, then back up well clear of the line: a passage back (a U-turn), counted once
+        ([(50, 30), (50, 70), (50, 30)], [("down", True), ("up", False)]),
+        # jitter on the line, within half the box's side of it: no passage back
+        ([(50, 40), (50, 52), (50, 47), (50, 53), (50, 46)], [("down", True)]),
+        # back, then forward once more
+        (
+            [(50, 30), (50, 70), (50, 30), (50, 70)],
+            [("down", True), ("up", False), ("down", False)],
+        ),
+        # back round the end of the segment, not over it
+        ([(50, 30), (50, 70), (150, 70), (150, 30)], [("down", True)]),
+    ],
+)
+def test_passages_report_crossing_back_with_hysteresis(
+    path: list[tuple[float, float]], expected: list[tuple[str, bool]]
+) -> None:
+    counter = LineCounter([pixel_line(((0, 50), (100, 50)))])
+    passages = []
+    for frame, point in enumerate(path):
+        passages += counter.passages(tracks_at(frame, {1: point}))
+    assert [(p.crossing.direction, p.counted) for p in passages] == expected
+    assert {p.track_id for p in passages} <= {1}

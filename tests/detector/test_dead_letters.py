@@ -7,7 +7,6 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -112,7 +111,6 @@ def test_rejected_report_waits_is_counted_and_is_delivered_once_after_the_fix(
             camera,
             config,
             None,  # type: ignore[arg-type]  # no frames here: heartbeats only
-            threading.Lock(),
             outbox,
             VideoSource(camera.source),
         )

@@ -1,6 +1,6 @@
 """The analysis pacer: slower only while every tracked vehicle crawls, full rate at once
 whenever anything moves fast or elsewhere (synthetic tracks); stop-and-go traffic made of
-real clips (real model)."""
+real clips, and one real car that stops or creeps across a line (real model)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,31 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contract import VehicleClass
 from contract.site import ModelSettings
 from detector.currency import FrameMeta, Tracks
 from detector.detect import VehicleDetector
 from detector.pacing import CALM_S, STEP_LIMIT, AnalysisPacer
 from tests.conftest import MODEL, VIDEO
-from tests.support.replay import SAVINGS_OFF, count, load_clip, stop_and_go, totals
+from tests.support.replay import (
+    SAVINGS_OFF,
+    Clip,
+    count,
+    empty_road,
+    load_clip,
+    stop_and_go,
+    totals,
+)
 
 REFERENCE = json.loads((VIDEO / "reference_counts.json").read_text(encoding="utf-8"))
 TOP_FPS = 30.0
 BOX = 40.0  # box side, pixels
+CAR: VehicleClass = "car"
 
 
 def tracks_at(t: float, vehicles: dict[int, float]) -> Tracks:
@@ -30,7 +41,7 @@ def tracks_at(t: float, vehicles: dict[int, float]) -> Tracks:
     boxes = np.array(
         [[vehicles[i], 100.0, vehicles[i] + BOX, 100.0 + BOX] for i in ids], np.float32
     ).reshape(-1, 4)
-    return Tracks(FrameMeta(0, t, 640, 360), np.array(ids, np.int64), boxes, ("car",) * len(ids))
+    return Tracks(FrameMeta(0, t, 640, 360), np.array(ids, np.int64), boxes, (CAR,) * len(ids))
 
 
 def drive(
@@ -153,7 +164,7 @@ def test_a_slower_rate_always_keeps_the_steps_just_measured_within_the_limit(
     STEP_LIMIT box sizes; news or no vehicle at all always gets the full rate, and the
     stride never rises within CALM_S of either."""
     pacer = AnalysisPacer(TOP_FPS, 7.5)
-    frame, positions = 0, {}
+    frame, positions = 0, dict[int, float]()
     last: dict[int, tuple[float, int]] = {}
     unsure_until, stride_before = CALM_S, 1
     for speeds, news, frames in phases:
@@ -213,3 +224,80 @@ def test_stop_and_go_traffic_is_counted_exactly_at_a_lower_rate(
     assert [r.coverage for r in paced.reports] == [r.coverage for r in every_frame.reports]
     rates = [r.health.analysed_fps for r in paced.reports]
     assert all(rate is not None and clip.fps / 3 <= rate < clip.fps for rate in rates)
+
+
+FREEWAY = "freeway_approaching_1280x720.mp4"
+CAR_BOX = (354, 218, 409, 263)
+"""A red car in frame 100 of the freeway clip at 640x360, a little before the count line
+(y = 235 at that size), in a lane that crosses the line."""
+STAND, STEP = "stand", 4.0
+Leg = tuple[str | float, float, float]
+"""(pixels per frame, or ``STAND`` or ``"empty"``; seconds for those; target centre y)."""
+
+
+def centres(fps: float, legs: list[Leg]) -> list[float | None]:
+    """The car's centre y per frame (None: no car in view) along ``legs``."""
+    ys: list[float | None] = []
+    for kind, seconds, target in legs:
+        if kind == "empty":
+            ys += [None] * round(seconds * fps)
+        elif kind == STAND:
+            ys += [ys[-1]] * round(seconds * fps)
+        else:
+            last = ys[-1] if ys else None
+            start = target if last is None else last
+            steps = max(1, round(abs(target - start) / float(kind)))
+            ys += [start + (target - start) * (i + 1) / steps for i in range(steps)]
+    return ys
+
+
+def one_car(clip: Clip, legs: list[Leg]) -> list[npt.NDArray[np.uint8]]:
+    """The real car, cut out, driven down its lane over the empty road (with sensor noise)."""
+    road = empty_road(clip).astype(np.float32)
+    x1, y1, x2, y2 = CAR_BOX
+    car, height = clip.images[100][y1:y2, x1:x2], y2 - y1
+    rng = np.random.default_rng(3)
+    images = []
+    for y in centres(clip.fps, legs):
+        image = np.clip(road + rng.normal(0, 2, road.shape), 0, 255).astype(np.uint8)
+        if y is not None:
+            top = round(y - height / 2)
+            image[top : top + height, x1:x2] = car
+        images.append(image)
+    return images
+
+
+@pytest.fixture(scope="module")
+def freeway() -> Clip:
+    return load_clip(VIDEO / FREEWAY, REFERENCE[FREEWAY]["lines"][:1], width=640)
+
+
+ARRIVES: list[Leg] = [("empty", 1, 0), (STEP, 0, 120)]
+LEAVES: list[Leg] = [(STEP, 0, 330), ("empty", 2, 0)]
+
+
+@pytest.mark.parametrize(
+    "legs",
+    [
+        pytest.param([(STEP, 0, 225), (STAND, 4, 0)], id="stops-before-the-line"),
+        pytest.param([(STEP, 0, 236), (STAND, 4, 0)], id="stops-on-the-line"),
+        pytest.param(
+            [(STEP, 0, 215), (STAND, 2, 0), (0.5, 0, 255), (STAND, 2, 0)], id="stops-twice"
+        ),
+        pytest.param([(STEP, 0, 200), (0.3, 0, 270)], id="creeps-across"),
+    ],
+)
+def test_a_car_that_stops_or_creeps_then_moves_on_is_counted_once(
+    legs: list[Leg], freeway: Clip, detector: VehicleDetector
+) -> None:
+    """Slow and stop-and-go traffic on its own: one car, counted once, by the engine with
+    its savings (analysing fewer frames while the car stands or crawls, skipping the
+    detector on the empty road) as by the engine analysing every frame."""
+    images = one_car(freeway, ARRIVES + legs + LEAVES)
+    once = {("main_carriageway", "down", "car"): 1}
+    every_frame = count(freeway, detector, images, **SAVINGS_OFF)
+    saving = count(freeway, detector, images)
+    assert totals(every_frame) == totals(saving) == once
+    assert saving.pipeline.frames_analysed < 0.85 * len(images)
+    assert saving.pipeline.frames_detected < saving.pipeline.frames_analysed
+    assert [r.coverage for r in saving.reports] == [r.coverage for r in every_frame.reports]

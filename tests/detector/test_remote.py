@@ -12,7 +12,6 @@ import itertools
 import json
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,26 @@ import httpx
 import numpy as np
 import pytest
 
-from contract import Heartbeat, StreamHealth, VehicleClass
+from contract import VehicleClass
 from contract.camera import CameraSetup
 from contract.scene import SceneMap
-from contract.site import Camera, SceneSettings
+from contract.site import Camera, SceneSettings, SiteConfig
+from detector.backoff import Backoff
 from detector.currency import FrameMeta, Tracks
 from detector.outbox import Outbox
-from detector.remote import ConfigCache, RemoteConfig, VersionedSetup, cache_path
+from detector.remote import (
+    SITE_FILE_VERSION,
+    ConfigCache,
+    RemoteConfig,
+    VersionedSetup,
+    cache_path,
+)
 from detector.scene import SceneLearner
 from detector.scene_request import SceneRequest, State
+from detector.source import VideoSource
 from detector.uplink import HeartbeatReply, ReportUplink
+from detector.worker import CameraWorker
+from tests.support.reports import make_report, streaming_heartbeat
 from tests.support.tally_api import (
     TallyServer,
     add_site,
@@ -44,6 +53,8 @@ FRAME = (320, 240)
 DETECTED: tuple[VehicleClass, ...] = ("car", "truck", "bus")
 RELATIVE = {"lines": [{"name": "main", "points": [[0.0, 0.5], [1.0, 0.5]]}], "interval_seconds": 10}
 DEVICE_NUMBERS = itertools.count(1)
+VIDEO_FILE = Path(__file__)
+"""A file the worker's source accepts; no test here reads a frame from it."""
 MOVED = {"lines": [{"name": "moved", "points": [[0.5, 0.0], [0.5, 1.0]]}], "interval_seconds": 10}
 
 
@@ -78,20 +89,11 @@ class Device:
         )
         self.camera = site_camera(name)
         self.cache = ConfigCache(cache_path(self.outbox.path, name))
-        self.remote = RemoteConfig(self.camera, 1, self.cache, DETECTED)
+        self.remote = RemoteConfig(self.camera, SITE_FILE_VERSION, self.cache, DETECTED)
 
     def heartbeat(self) -> HeartbeatReply:
-        beat = Heartbeat(
-            camera_id=self.camera_id,
-            sent_at=datetime.now(UTC),
-            uptime_s=1,
-            outbox_backlog=0,
-            dropped_reports=0,
-            streams=[
-                StreamHealth(camera_id=self.camera_id, state="streaming", reconnects=0, fps=5)
-            ],
-            config_version=self.remote.version,
-            config_pull=self.remote.last_pull,
+        beat = streaming_heartbeat(
+            self.camera_id, self.remote.version, config_pull=self.remote.last_pull
         )
         reply = self.uplink.send_heartbeat(beat)
         assert reply is not None
@@ -129,15 +131,15 @@ def config_view(admin: httpx.Client, camera_id: str) -> dict[str, Any]:
 def test_a_saved_version_is_pulled_switched_cached_and_reported(
     admin: httpx.Client, device: Device
 ) -> None:
-    assert device.heartbeat().config_version == 1  # nothing stored: the registry's version
-    assert not device.remote.wants(1)
+    assert device.heartbeat().config_version == 0  # nothing stored: no version to pull
+    assert not device.remote.wants(0)
     version = save(admin, device.camera_id, MOVED)
     reply = device.heartbeat()
-    assert reply.config_version == version == 2
+    assert reply.config_version == version == 2  # 1 is the registration
     assert device.remote.wants(version)
     assert device.remote.pull(device.uplink.fetch_config, version, FRAME)
     assert not device.remote.wants(version), "queued: not pulled twice"
-    assert device.remote.version == 1, "the camera thread has not switched yet"
+    assert device.remote.version == 0, "the camera thread has not switched yet"
 
     switch = device.remote.take()
     assert switch is not None
@@ -186,7 +188,7 @@ def test_a_version_that_does_not_fit_is_refused_reported_and_not_pulled_again(
     version = save(admin, device.camera_id, setup)
     assert device.remote.pull(device.uplink.fetch_config, version, FRAME)
     assert device.remote.take() is None
-    assert device.remote.version == 1, "counting goes on with the last good one"
+    assert device.remote.version == 0, "counting goes on with the last good one"
     assert not device.cache.path.exists()
     reply = device.heartbeat()
     assert not device.remote.wants(reply.config_version), "the refused version is not pulled again"
@@ -230,21 +232,52 @@ def test_unreachable_api_keeps_the_last_good_configuration(
         token="device-token-never-logged",
     )
     camera = site_camera("cam-1")
-    remote = RemoteConfig(camera, 3, ConfigCache(tmp_path / "cam-1.config.json"), DETECTED)
+    now = [0.0]
+    remote = RemoteConfig(
+        camera,
+        3,
+        ConfigCache(tmp_path / "cam-1.config.json"),
+        DETECTED,
+        backoff=Backoff(30.0, 600.0, jitter=0),
+        monotonic=lambda: now[0],
+    )
     with caplog.at_level(logging.WARNING):
         assert not remote.pull(dead.fetch_config, 4, FRAME)
     assert (remote.version, remote.last_pull, remote.take()) == (3, None, None)
-    assert remote.wants(4), "tried again at a later heartbeat"
+    assert not remote.wants(4), "not at every heartbeat"
+    now[0] += 30.0
+    assert remote.wants(4), "tried again after a pause"
     assert "configuration not pulled: cannot reach the API (ConnectError)" in caplog.text
     assert "device-token-never-logged" not in caplog.text
     dead.close()
     outbox.close()
 
 
-def test_no_configuration_stored_is_no_pull(device: Device) -> None:
+def test_no_configuration_stored_is_no_pull_and_no_404_loop(device: Device) -> None:
+    """An API that announces a version it does not hand out (an older one announced the
+    registry's revision) is asked again only after a growing pause, or for another version."""
+    now = [0.0]
+    remote = RemoteConfig(
+        device.camera,
+        SITE_FILE_VERSION,
+        device.cache,
+        DETECTED,
+        backoff=Backoff(30.0, 600.0, jitter=0),
+        monotonic=lambda: now[0],
+    )
     assert device.uplink.fetch_config() is None  # 404: the worker keeps its site file's
-    assert not device.remote.pull(device.uplink.fetch_config, 2, FRAME)
-    assert device.remote.last_pull is None
+    requests = device.uplink.wire_bytes.requests
+    for pause in (30.0, 60.0, 120.0):
+        assert remote.wants(2)
+        assert not remote.pull(device.uplink.fetch_config, 2, FRAME)
+        assert remote.last_pull is None
+        for _ in range(5):  # heartbeats within the pause ask nothing
+            assert not remote.wants(2)
+        now[0] += pause
+    assert device.uplink.wire_bytes.requests == requests + 3, "one request per pause"
+    assert remote.wants(2)
+    assert remote.pull(device.uplink.fetch_config, 2, FRAME) is False
+    assert remote.wants(3), "a newly announced version is asked for at once"
 
 
 ANSWERS = [
@@ -286,25 +319,89 @@ def test_an_answer_that_is_no_valid_configuration_is_refused(
     assert remote.wants(6)
 
 
+CACHED = {**MOVED, "lines": [{"name": "cached", "points": [[0.5, 0.0], [0.5, 1.0]]}]}
+SAVED = [MOVED, {**MOVED, "lines": [{"name": "newer", "points": [[0.4, 0.0], [0.4, 1.0]]}]}]
+"""Saved as versions 2 and 3 (version 1 is the registration)."""
+
+
 @pytest.mark.parametrize(
-    ("file_version", "cached_version", "expected_version", "expected_line"),
-    [(1, 4, 4, "moved"), (4, 4, 4, "main"), (5, 4, 5, "main"), (1, None, 1, "main")],
+    ("saved", "cached", "expected_version", "expected_line"),
+    [
+        pytest.param(0, None, 0, "main", id="neither: the site file"),
+        pytest.param(0, 4, 4, "cached", id="the API has none: the cache"),
+        pytest.param(1, None, 2, "moved", id="no cache: the API's"),
+        pytest.param(1, 2, 2, "cached", id="a tie: the cache"),
+        pytest.param(2, 2, 3, "newer", id="the API's is newer"),
+        pytest.param(1, 5, 5, "cached", id="the cache is newer"),
+    ],
 )
-def test_a_cached_configuration_newer_than_the_site_file_wins_at_start(
-    tmp_path: Path,
-    file_version: int,
-    cached_version: int | None,
+def test_at_start_the_newest_of_the_api_and_the_cache_counts(
+    server: TallyServer,
+    admin: httpx.Client,
+    device: Device,
+    saved: int,
+    cached: int | None,
     expected_version: int,
     expected_line: str,
 ) -> None:
-    cache = ConfigCache(tmp_path / "cam-1.config.json")
-    if cached_version is not None:
-        cache.store(VersionedSetup(version=cached_version, setup=CameraSetup.model_validate(MOVED)))
-    camera = site_camera("cam-1")
-    remote = RemoteConfig.start(camera, file_version, cache, DETECTED)
-    assert remote.version == expected_version
-    assert [line.name for line in remote.camera.lines] == [expected_line]
-    assert remote.camera.source == "unused.mp4"
+    """The site file's revision plays no part: a file edited for another camera (revision 9)
+    must not make a worker count with its own old set-up under a version number of the API."""
+    for setup in SAVED[:saved]:
+        save(admin, device.camera_id, setup)
+    if cached is not None:
+        device.cache.store(VersionedSetup(version=cached, setup=CameraSetup.model_validate(CACHED)))
+    config = SiteConfig.model_validate(
+        {"site": SITE, "config_version": 9, "cameras": [device.camera.model_dump(mode="json")]}
+    )
+    worker = CameraWorker(
+        device.camera,
+        config,
+        None,  # type: ignore[arg-type]  # no frames here: the start only
+        device.outbox,
+        VideoSource(str(VIDEO_FILE)),  # never read: only the start is run
+        fetch_at_start=device.uplink.fetch_config,
+        frame_size=FRAME,
+    )
+    worker.pull_at_start()
+    assert worker.remote.version == expected_version
+    assert [line.name for line in worker.remote.camera.lines] == [expected_line]
+    assert worker.remote.camera.source == "unused.mp4"
+    assert worker.heartbeat().config_version == expected_version
+
+
+def test_a_restart_after_an_interval_change_reports_no_overlap(tmp_path: Path) -> None:
+    """One run reported 60-s intervals up to 08:04; the next starts with a cached 300-s
+    set-up. Its first interval, 08:00-08:05, would cover reported minutes again (the API
+    refuses such an overlap): it is skipped, and counting goes on from 08:05."""
+    outbox = Outbox(tmp_path / "outbox.db")
+    minutes = [make_report(m) for m in range(1, 4)]
+    camera = Camera.model_validate(
+        {
+            "id": "cam-1",
+            "source": "unused.mp4",
+            "lines": [{"name": "north", "points": [[0, 0.5], [1, 0.5]]}],
+        }
+    )
+    config = SiteConfig(site="s", cameras=[camera])
+    first = CameraWorker(camera, config, None, outbox, VideoSource(str(VIDEO_FILE)))  # type: ignore[arg-type]
+    first.store(minutes)
+    assert outbox.reported_until() == int(minutes[-1].interval_start.timestamp()) + 60
+    outbox.close()
+
+    outbox = Outbox(tmp_path / "outbox.db")
+    again = CameraWorker(camera, config, None, outbox, VideoSource(str(VIDEO_FILE)))  # type: ignore[arg-type]
+    overlapping, after = (
+        make_report(m).model_copy(
+            update={"interval_seconds": 300, "report_id": make_report(m).report_id}
+        )
+        for m in (0, 5)
+    )
+    again.store([overlapping, after])
+    assert again.skipped_reports == 1
+    queued = {r.report_id for r in outbox.pending(10)}
+    assert overlapping.report_id not in queued
+    assert after.report_id in queued
+    outbox.close()
 
 
 @pytest.mark.parametrize("content", [b"{not json", b'{"version": 9}', b"\xff\xfe"])
@@ -315,8 +412,8 @@ def test_an_unusable_cache_is_ignored_with_a_warning(
     path.write_bytes(content)
     camera = site_camera("cam-1")
     with caplog.at_level(logging.WARNING):
-        remote = RemoteConfig.start(camera, 1, ConfigCache(path), DETECTED)
-    assert (remote.version, remote.camera) == (1, camera)
+        remote = RemoteConfig.start(camera, ConfigCache(path), DETECTED)
+    assert (remote.version, remote.camera) == (SITE_FILE_VERSION, camera)
     assert "is not valid; not used" in caplog.text
 
 

@@ -91,14 +91,26 @@ def test_parallel_inference_is_bounded_by_the_cores(tmp_path: Path) -> None:
     assert VehicleDetector(settings, str(MODEL), concurrency=2).streams == min(2, usable_cores())
 
 
+def cached_blobs(cache: Path) -> dict[Path, int]:
+    """OpenVINO's compiled-model cache: each blob and when it was written."""
+    return {blob: blob.stat().st_mtime_ns for blob in cache.glob("*/compiled/*")}
+
+
+@pytest.mark.parametrize("cameras", [1, CAMERAS])
 def test_a_compiled_model_from_the_cache_gives_the_same_boxes(
-    jobs: list[tuple[Frame, Region]], tmp_path: Path
+    cameras: int, jobs: list[tuple[Frame, Region]], tmp_path: Path
 ) -> None:
-    """The second start reads the compiled model OpenVINO cached beside the export."""
+    """A later start reads the compiled model OpenVINO cached beside the export, for one
+    camera or shared by several: the boxes are still those of one fresh inference at a time."""
     settings = ModelSettings(cache_dir=tmp_path)
-    first = VehicleDetector(settings, str(MODEL))
-    expected = [first.detect(frame, region) for frame, region in jobs]
-    assert list(tmp_path.glob("*/compiled/*")), "nothing was cached"
-    again = VehicleDetector(settings, str(MODEL))
-    for (frame, region), e in zip(jobs, expected, strict=True):
-        assert_same(again.detect(frame, region), e)
+    alone = VehicleDetector(settings, str(MODEL))
+    expected = [alone.detect(frame, region) for frame, region in jobs]
+    detect_all(VehicleDetector(settings, str(MODEL), concurrency=cameras), jobs, cameras)
+    compiled = cached_blobs(tmp_path)
+    assert compiled, "nothing was cached"
+    again = VehicleDetector(settings, str(MODEL), concurrency=cameras)
+    got = detect_all(again, jobs, threads=cameras)
+    assert again.backend == "openvino"
+    assert cached_blobs(tmp_path) == compiled, "the later start compiled anew"
+    for g, e in zip(got, expected, strict=True):
+        assert_same(g, e)

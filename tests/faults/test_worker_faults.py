@@ -124,7 +124,6 @@ def test_full_disk_is_a_clear_error_and_counted_drops_not_a_crash(
         camera,
         config,
         None,
-        threading.Lock(),
         outbox,
         VideoSource(camera.source),  # type: ignore[arg-type]
     )

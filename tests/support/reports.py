@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from contract import CountRow, IntervalReport
+from contract import ConfigPull, CountRow, Heartbeat, IntervalReport, StreamHealth
 from contract.examples import full_interval_report
 
 BASE_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -18,4 +18,27 @@ def make_report(
         camera_id,
         base + timedelta(minutes=minute),
         [CountRow(line="north", direction="southbound", vehicle_class="car", count=cars)],
+    )
+
+
+def streaming_heartbeat(
+    camera_id: str,
+    config_version: int,
+    *,
+    uptime_s: float = 1.0,
+    config_pull: ConfigPull | None = None,
+    reconnects: int = 0,
+) -> Heartbeat:
+    """A worker's heartbeat for one camera whose stream is up."""
+    return Heartbeat(
+        camera_id=camera_id,
+        sent_at=datetime.now(UTC),
+        uptime_s=uptime_s,
+        outbox_backlog=0,
+        dropped_reports=0,
+        streams=[
+            StreamHealth(camera_id=camera_id, state="streaming", reconnects=reconnects, fps=10)
+        ],
+        config_version=config_version,
+        config_pull=config_pull,
     )

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,13 +26,12 @@ import httpx
 from contract import (
     CountRow,
     Health,
-    Heartbeat,
     IntervalReport,
-    StreamHealth,
     VehicleClass,
     ZoneRow,
     interval_report_id,
 )
+from tests.support.reports import streaming_heartbeat
 
 SECRET_KEY = "server-tests-Xe4Ko9Wq2Mv7Bn1Ct6Lr3Hy8Ju5Df0Sa"
 BATCH = 500
@@ -293,17 +292,7 @@ def post_history(base_url: str, token: str, camera: SeedCamera) -> list[Interval
         for first in range(0, len(reports), BATCH):
             body = {"reports": [r.model_dump(mode="json") for r in reports[first : first + BATCH]]}
             device.post("/api/v1/reports", json=body).raise_for_status()
-        heartbeat = Heartbeat(
-            camera_id=camera.camera_id,
-            sent_at=datetime.now(UTC),
-            uptime_s=3600.0,
-            outbox_backlog=0,
-            dropped_reports=0,
-            streams=[
-                StreamHealth(camera_id=camera.camera_id, state="streaming", reconnects=1, fps=10)
-            ],
-            config_version=1,
-        )
+        heartbeat = streaming_heartbeat(camera.camera_id, 1, uptime_s=3600.0, reconnects=1)
         device.post("/api/v1/heartbeat", json=heartbeat.model_dump(mode="json")).raise_for_status()
     return reports
 

@@ -7,6 +7,9 @@ Create Date: 2026-12-02 16:30:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
@@ -14,8 +17,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Apply this revision."""
+    """A session's lines, directions and classes as they were when it opened (older sessions
+    have none and read the camera's current ones)."""
+    with op.batch_alter_table("validation_sessions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sheet", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    with op.batch_alter_table("validation_sessions", schema=None) as batch_op:
+        batch_op.drop_column("sheet")

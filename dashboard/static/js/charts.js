@@ -82,6 +82,18 @@ function gapNote(runs, starts, ends) {
     `No data (gap, not zero): ${spans.join('; ')}`)];
 }
 
+/**
+ * The first zoom window of a long axis: the buckets with data (and a margin), when they fill
+ * under a quarter of it, so a short burst of data (a demo, a new camera) is not a sliver.
+ */
+function dataWindow(gaps) {
+  const first = gaps.indexOf(false);
+  const last = gaps.lastIndexOf(false);
+  if (first < 0 || (last - first + 1) * 4 > gaps.length) return {};
+  const margin = Math.max(5, Math.round((last - first + 1) / 2));
+  return { startValue: Math.max(0, first - margin), endValue: Math.min(gaps.length - 1, last + margin) };
+}
+
 const show = (value, format) => (value == null ? 'no data' : format(value));
 
 /**
@@ -92,12 +104,13 @@ export function drawSeries(figure, { starts, ends, series, gaps, unit, kind = 'l
   yAxis = {}, format = String, coverage = null }) {
   const runs = gapRuns(starts.length, (i) => gaps[i]);
   const many = starts.length > 60;
+  const zoom = many ? dataWindow(gaps) : {};
   figure.draw({
     legend: { type: 'scroll', top: 0 },
     tooltip: { trigger: 'axis', valueFormatter: (v) => show(v, format) },
     xAxis: { type: 'category', data: starts, boundaryGap: kind === 'bar' },
     yAxis: { type: 'value', name: unit, nameLocation: 'end', nameTextStyle: { align: 'left' }, ...yAxis },
-    dataZoom: many ? [{ type: 'inside' }, { type: 'slider', height: 18, bottom: 8 }] : [],
+    dataZoom: many ? [{ type: 'inside', ...zoom }, { type: 'slider', height: 18, bottom: 8, ...zoom }] : [],
     series: series.map((s, i) => ({
       name: s.name,
       type: kind,
@@ -132,6 +145,21 @@ export function drawBars(figure, { categories, values, unit, labels }) {
     points: categories.length,
     headers: ['Category', unit, 'Share'],
     rows: () => categories.map((c, i) => [c, show(values[i], String), labels[i]]),
+  });
+}
+
+/** Bars of one or more series over ordered categories (a histogram's bins). */
+export function drawHistogram(figure, { categories, series, unit, xName }) {
+  figure.draw({
+    legend: { type: 'scroll', top: 0 },
+    tooltip: { trigger: 'axis' },
+    xAxis: { type: 'category', data: categories, name: xName, nameLocation: 'middle', nameGap: 28 },
+    yAxis: { type: 'value', name: unit, nameTextStyle: { align: 'left' } },
+    series: series.map((s) => ({ name: s.name, type: 'bar', data: s.values })),
+  }, {
+    points: categories.length,
+    headers: [xName, ...series.map((s) => `${s.name} (${unit})`)],
+    rows: () => categories.map((c, i) => [c, ...series.map((s) => show(s.values[i], String))]),
   });
 }
 

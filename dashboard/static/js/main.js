@@ -8,6 +8,7 @@ import { PAGES, mayOpen, readState, toQuery, tooManyBuckets, withDefaults } from
 import { RETURN_KEY, loginView } from './pages/login.js';
 import overview from './pages/overview.js';
 import site from './pages/site.js';
+import intersection from './pages/intersection.js';
 import compare from './pages/compare.js';
 import health from './pages/health.js';
 import open from './pages/open.js';
@@ -18,11 +19,12 @@ import audit from './pages/audit.js';
 import setup from './pages/setup.js';
 import tally from './pages/tally.js';
 
-const RENDERERS = { overview, site, compare, health, open, sites, tokens, users, audit, setup, tally };
+const RENDERERS = { overview, site, intersection, compare, health, open, sites, tokens, users, audit, setup, tally };
 /** Which shared controls each page uses. */
 const CONTROLS = {
   overview: [],
   site: ['site', 'from', 'to', 'bucket', 'presets'],
+  intersection: ['site', 'from', 'to', 'presets'],
   compare: ['site', 'from', 'to', 'bucket', 'presets'],
   health: ['site', 'from', 'to', 'presets'],
   open: ['from', 'to', 'presets'],

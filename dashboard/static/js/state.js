@@ -5,6 +5,7 @@ import { addDays, daysBetween, today } from './time.js';
 export const PAGES = {
   overview: { label: 'Overview', role: 'viewer' },
   site: { label: 'Site', role: 'viewer' },
+  intersection: { label: 'Intersection', role: 'viewer' },
   compare: { label: 'Compare', role: 'viewer' },
   health: { label: 'Data health', role: 'viewer' },
   open: { label: 'Open data', role: 'viewer' },
@@ -16,7 +17,7 @@ export const PAGES = {
   audit: { label: 'Audit log', role: 'admin' },
 };
 const RANK = { viewer: 0, editor: 1, admin: 2 };
-const KEYS = ['page', 'site', 'from', 'to', 'bucket', 'site2', 'from2', 'to2', 'before', 'camera'];
+const KEYS = ['page', 'site', 'from', 'to', 'bucket', 'site2', 'from2', 'to2', 'before', 'camera', 'class', 'bin'];
 
 /** Whether `role` may open `page`. */
 export function mayOpen(role, page) {
@@ -56,7 +57,8 @@ export function withDefaults(state, sites, role, meta) {
     filled.site2 = filled.from2 = filled.to2 = '';
   }
   if (filled.page !== 'audit') filled.before = '';
-  if (!['setup', 'tally'].includes(filled.page)) filled.camera = '';
+  if (!['setup', 'tally', 'intersection'].includes(filled.page)) filled.camera = '';
+  if (filled.page !== 'intersection') filled.class = filled.bin = '';
   return filled;
 }
 

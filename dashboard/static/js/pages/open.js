@@ -10,18 +10,19 @@ const FEED_NAMES = {
   sites_csv: 'Sites (CSV)',
 };
 
-/** The open-data counts CSV of `site` for whole UTC days `from`..`to`. */
-function countsCsvUrl(site, granularity, from, to) {
+/** An open-data CSV (`counts` or `movements`) of `site` for whole UTC days `from`..`to`. */
+function feedCsvUrl(feed, site, granularity, from, to) {
   const query = new URLSearchParams({ granularity, from: `${from}T00:00:00Z`, to: `${addDays(to, 1)}T00:00:00Z` });
-  return `/api/v1/open/sites/${site}/counts.csv?${query}`;
+  return `/api/v1/open/sites/${site}/${feed}.csv?${query}`;
 }
 
-function csvLink(site, granularity, state) {
+function csvLink(site, granularity, state, feed = 'counts') {
   if (daysBetween(state.from, state.to) > MAX_DAYS[granularity]) return `at most ${MAX_DAYS[granularity]} days`;
+  const stem = `tally-${site.id}-${feed === 'counts' ? '' : `${feed}-`}${state.from}-${state.to}-${granularity}`;
   return h('a', {
-    href: countsCsvUrl(site.id, granularity, state.from, state.to),
-    download: `tally-${site.id}-${state.from}-${state.to}-${granularity}.csv`,
-    dataset: { csv: `${site.id}-${granularity}` },
+    href: feedCsvUrl(feed, site.id, granularity, state.from, state.to),
+    download: `${stem}.csv`,
+    dataset: { csv: `${site.id}-${feed === 'counts' ? '' : `${feed}-`}${granularity}` },
   }, `CSV, ${granularity}`);
 }
 
@@ -38,8 +39,10 @@ export default async function open(page, state, sites, app) {
     section('Counts downloads',
       h('p', {}, `UTC days ${state.from} to ${state.to}. Only buckets with data appear; a missing bucket means no data, never zero traffic.`),
       published.length
-        ? table('Counts per public site', ['Site', 'Hourly', '15-minute'],
-          published.map((site) => [site.name, csvLink(site, '1h', state), csvLink(site, '15min', state)]))
+        ? table('Counts and turning movements per public site',
+          ['Site', 'Counts, hourly', 'Counts, 15-minute', 'Turning movements, hourly', 'Turning movements, 15-minute'],
+          published.map((site) => [site.name, csvLink(site, '1h', state), csvLink(site, '15min', state),
+            csvLink(site, '1h', state, 'movements'), csvLink(site, '15min', state, 'movements')]))
         : message('empty', 'No site is published as open data yet.')),
   );
 }

@@ -1,7 +1,7 @@
 // Site view: counts per line and direction, class mix, peak hour, hour-of-week and congestion,
 // and each camera with its latest manual validation (and, for editors, set-up and validation).
 import { getJSON } from '../api.js';
-import { chartFigure, drawBars, drawHeatmap, drawSeries } from '../charts.js';
+import { chartFigure, drawBars, drawHeatmap, drawHistogram, drawSeries } from '../charts.js';
 import { card, h, message, number, percent, section, table } from '../dom.js';
 import { localRange, mayOpen, toQuery } from '../state.js';
 import { ago, durationWords, localClock, localStamp } from '../time.js';
@@ -59,6 +59,8 @@ export function summaryCards(summary, timeZone) {
     card('Heavy vehicles', percent(summary.heavy_share),
       summary.heavy_vehicles == null ? '' : `${number.format(summary.heavy_vehicles)} buses and trucks`),
     card('Peak hour', peak, peakNote),
+    ...(summary.pcu_total == null ? [] : [card('Passenger-car units', number.format(Math.round(summary.pcu_total)),
+      'buses and trucks weigh more, bicycles less')]),
   ];
 }
 
@@ -120,9 +122,51 @@ async function loadZones(figures, params, [bucket, seconds], timeZone) {
       ...common, unit: 'level of service (A best, F worst)', yAxis: { type: 'category', data: LEVELS },
       series: body.series.map((s) => ({ name: named(s, 'LOS'), values: s.los, step: 'middle' })),
     });
+    drawSpeedHistogram(figures.histogram, body, named);
+    drawSeries(figures.queue, {
+      ...common, unit: 'vehicles', format: (v) => v.toFixed(1),
+      series: body.series.map((s) => ({ name: named(s, 'queue'), values: s.queue_vehicles })),
+    });
+    if (!measured(body.series.map((s) => s.queue_m))) {
+      figures.queueLength.empty('No calibrated zone measured a queue length in this range.');
+    } else {
+      drawSeries(figures.queueLength, {
+        ...common, unit: 'metres', format: (v) => v.toFixed(0),
+        series: body.series.map((s) => ({ name: named(s, 'queue'), values: s.queue_m })),
+      });
+    }
+    const densities = body.series.flatMap((s) => [
+      { name: named(s, 'vehicles'), values: s.density_veh_km_lane },
+      { name: named(s, 'passenger-car units'), values: s.density_pcu_km_lane },
+    ]).filter((d) => measured([d.values]));
+    if (!densities.length) figures.density.empty('No zone with a known length and lanes in this range.');
+    else drawSeries(figures.density, { ...common, unit: 'per km and lane', format: (v) => v.toFixed(1), series: densities });
   } catch (error) {
     Object.values(figures).forEach((f) => f.fail(error));
   }
+}
+
+/** Whether any of these per-bucket lists holds a value. */
+const measured = (lists) => lists.some((values) => values?.some((v) => v != null));
+
+/** Vehicles per speed bin over the whole range: each zone's bucket histograms added up. */
+function drawSpeedHistogram(figure, body, named) {
+  const edges = body.speed_bin_edges_kmh;
+  const measured = body.series.filter((s) => s.speed_histogram?.some(Boolean));
+  if (!edges || !measured.length) {
+    figure.empty('No calibrated zone measured a speed in this range.');
+    return;
+  }
+  const bins = edges.map((low, i) => (i + 1 < edges.length ? `${low}–${edges[i + 1]}` : `≥ ${low}`));
+  drawHistogram(figure, {
+    categories: bins,
+    unit: 'vehicles',
+    xName: 'km/h',
+    series: measured.map((s) => ({
+      name: named(s, 'vehicles'),
+      values: edges.map((_, i) => s.speed_histogram.reduce((n, bucket) => n + (bucket ? bucket[i] : 0), 0)),
+    })),
+  });
 }
 
 function svg(tag, attrs, ...children) {
@@ -208,6 +252,10 @@ export default async function site(page, state, sites, app) {
     occupancy: chartFigure('occupancy', 'Zone occupancy', '% of time occupied'),
     speed: chartFigure('speed', 'Speed', 'km/h'),
     los: chartFigure('los', 'Level of service', 'LOS A–F'),
+    histogram: chartFigure('speed-histogram', 'Speeds of vehicles (whole range)', 'vehicles per 10 km/h'),
+    queue: chartFigure('queue', 'Queue', 'vehicles (mean)'),
+    queueLength: chartFigure('queue-m', 'Queue length', 'metres (mean)'),
+    density: chartFigure('density', 'Density per lane', 'vehicles and PCU per km and lane'),
   };
   const cameras = h('div', { class: 'cameras' }, message('loading', 'Loading…'));
   page.append(
@@ -217,7 +265,7 @@ export default async function site(page, state, sites, app) {
     cards,
     section('Counts', counts.el),
     h('div', { class: 'two-up' }, section('Vehicle classes', classes.el), section('Weekly pattern', heatmap.el)),
-    section('Congestion', h('div', { class: 'grid-charts' }, zones.occupancy.el, zones.speed.el, zones.los.el)),
+    section('Congestion', h('div', { class: 'grid-charts' }, Object.values(zones).map((f) => f.el))),
     section('Cameras', cameras),
   );
   await Promise.all([
