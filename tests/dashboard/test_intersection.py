@@ -286,7 +286,6 @@ def test_the_diagram_draws_an_arrow_per_movement_sized_by_volume(
     )
     expect(tab.locator(".movement-left")).not_to_have_count(0)
     legs = tab.locator("svg.intersection-diagram .leg-label").all_text_contents()
-    tab.screenshot(path="/tmp/dash-intersection.png", full_page=True)
     assert [label.split(" ")[0] for label in legs] == list(GATES)
 
 
@@ -377,7 +376,6 @@ def test_congestion_charts_draw_the_speed_histogram_queue_and_density(
     for chart in ("speed-histogram", "queue", "queue-m", "density"):
         figure = tab.locator(f"figure[data-chart='{chart}']")
         expect(figure).to_have_attribute("data-state", "ready")
-    tab.locator("section", has_text="Congestion").screenshot(path="/tmp/dash-congestion.png")
     figure = tab.locator("figure[data-chart='speed-histogram']")
     figure.locator("details summary").click()
     expect(figure.locator("tbody tr")).to_have_count(14)  # one per speed bin

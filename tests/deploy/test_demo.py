@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from playwright.sync_api import Browser
 
 from tests.conftest import MODEL, REPO_ROOT, VIDEO
 
@@ -67,8 +68,27 @@ def day_range(dashboard_url: str) -> dict[str, str]:
     return {"from": f"{query['from'][0]}T00:00:00", "to": f"{last}T00:00:00"}
 
 
+def intersection_view_arrows(browser: Browser, url: str, email: str, password: str) -> int:
+    """Signs in as the demo admin in headless Chromium, opens the printed link (the
+    intersection view) and returns how many movement arrows its diagram draws."""
+    base_url = url.split("/?")[0]
+    context = browser.new_context(base_url=base_url)
+    try:
+        login = context.request.post(
+            "/api/v1/auth/login", data={"email": email, "password": password}
+        )
+        assert login.status == 200, login.text()
+        tab = context.new_page()
+        tab.goto(url)
+        tab.wait_for_selector("main[aria-busy='false']")
+        tab.wait_for_selector("table.tmc")
+        return tab.locator("svg.intersection-diagram .movement").count()
+    finally:
+        context.close()
+
+
 def test_the_demo_counts_movements_on_a_real_clip_and_serves_the_dashboard(
-    tmp_path: Path,
+    tmp_path: Path, browser: Browser
 ) -> None:
     inputs = ["--clip", str(CLIP), "--model", str(MODEL), "--data-dir", str(tmp_path)]
     process = subprocess.Popen(
@@ -98,6 +118,7 @@ def test_the_demo_counts_movements_on_a_real_clip_and_serves_the_dashboard(
         dashboard = httpx.get(dashboard_url, timeout=10)
         assert dashboard.status_code == 200
         assert "<html" in dashboard.text.lower()
+        arrows = intersection_view_arrows(browser, dashboard_url, email, password)
         process.send_signal(signal.SIGINT)
         stopped = wait_for(
             lines,
@@ -119,6 +140,8 @@ def test_the_demo_counts_movements_on_a_real_clip_and_serves_the_dashboard(
     assert tmc["intersection"]["total"] == turned >= 1, "the dashboard's range has movements"
     assert named - {None}, f"movements named from the layout, got {named}"
     assert turned <= crossings, "a vehicle through the intersection crossed its gates"
+    drawn = sum(1 for m in tmc["movements"] if m["total"])
+    assert arrows == drawn >= 1, "the browser draws an arrow per movement the API counted"
     speeds = [h for s in zones["series"] for h in s["speed_histogram"] if h]
     assert speeds, "the calibrated zone measured vehicle speeds"
     written = {path.name for path in tmp_path.rglob("*") if path.is_file()}
