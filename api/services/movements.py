@@ -41,9 +41,9 @@ from api.services.camera_config import latest_config, setup_of
 from api.services.counts import CountSeries, Series
 from api.services.errors import RejectedError
 from api.services.grid import Grid, make_grid
-from api.services.rollups import CLASS_COLUMNS, ROLLUP_GRANULARITIES_S
+from api.services.rollups import CLASS_COLUMNS, ROLLUP_GRANULARITIES_S, rollup_window
 from api.services.scope import Audience, resolve_scope
-from api.services.summaries import PEAK_WINDOW, peak_hour, share
+from api.services.summaries import PEAK_WINDOW, peak_hour, peak_hour_factor, share
 from contract import HEAVY_VEHICLE_CLASSES, VEHICLE_CLASSES, Movement, VehicleClass
 from contract.planning import Intersection, PcuFactors
 
@@ -222,12 +222,7 @@ def watched_movements(
     """Seconds per bin in which the camera watched movements."""
     statement = select(
         MovementCoverageRollup.bucket_start_s, MovementCoverageRollup.covered_s
-    ).where(
-        MovementCoverageRollup.granularity_s == granularity,
-        MovementCoverageRollup.camera_id == camera_id,
-        MovementCoverageRollup.bucket_start_s >= grid.start,
-        MovementCoverageRollup.bucket_start_s < grid.end,
-    )
+    ).where(*rollup_window(MovementCoverageRollup, granularity, [camera_id], grid.start, grid.end))
     seconds = [0.0] * len(grid)
     for bucket, covered in session.execute(statement):
         i = grid.index(int(bucket))
@@ -255,12 +250,7 @@ def rollup_cells(
         model.bucket_start_s,
         *(getattr(model, k) for k in keys),
         *(getattr(model, CLASS_COLUMNS[c]) for c in classes),
-    ).where(
-        model.granularity_s == granularity,
-        model.camera_id == camera_id,
-        model.bucket_start_s >= grid.start,
-        model.bucket_start_s < grid.end,
-    )
+    ).where(*rollup_window(model, granularity, [camera_id], grid.start, grid.end))
     cells: Cells = {}
     for bucket, *values in session.execute(statement):
         i = grid.index(int(bucket))
@@ -336,7 +326,7 @@ def peak_factor(
     return {
         "volume": volume,
         "max_15min_volume": busiest,
-        "phf": round(volume / (PEAK_WINDOW * busiest), 4) if busiest else None,
+        "phf": peak_hour_factor(volume, busiest),
     } | table.mix(table.by_class(keys, bins))
 
 

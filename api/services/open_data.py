@@ -28,7 +28,7 @@ from api.services.disclosure import Published, effective_threshold, finest, summ
 from api.services.errors import DomainError
 from api.services.grid import Grid, make_grid
 from api.services.movements import camera_view
-from api.services.rollups import CLASS_COLUMNS
+from api.services.rollups import CLASS_COLUMNS, rollup_window
 from api.services.sites import DAY_HOURS, HOUR_S, hour_start, site_briefs, totals_24h
 from api.settings import Settings
 from contract import VEHICLE_CLASSES, Movement
@@ -456,12 +456,7 @@ def counted_keys(
     columns = [func.sum(getattr(model, CLASS_COLUMNS[c])) for c in VEHICLE_CLASSES]
     statement = (
         select(model.camera_id, *source.columns(), *columns)
-        .where(
-            model.granularity_s == HOUR_S,
-            model.camera_id.in_(cameras),
-            model.bucket_start_s >= start,
-            model.bucket_start_s < end,
-        )
+        .where(*rollup_window(model, HOUR_S, cameras, start, end))
         .group_by(model.camera_id, *source.columns())
     )
     keys: dict[str, list[Key]] = defaultdict(list)
@@ -483,10 +478,7 @@ def watched(
     """Seconds watched and reports per camera and bucket of one rollup granularity."""
     model = source.coverage
     statement = select(model.camera_id, model.bucket_start_s, model.covered_s, model.reports).where(
-        model.granularity_s == granularity,
-        model.camera_id.in_(cameras),
-        model.bucket_start_s >= start,
-        model.bucket_start_s < end,
+        *rollup_window(model, granularity, cameras, start, end)
     )
     return {
         (camera, int(bucket)): (float(covered or 0), int(reports or 0))
@@ -507,10 +499,7 @@ def line_counts(
     model = source.model
     columns = [getattr(model, CLASS_COLUMNS[c]) for c in VEHICLE_CLASSES]
     statement = select(model.camera_id, model.bucket_start_s, *source.columns(), *columns).where(
-        model.granularity_s == granularity,
-        model.camera_id.in_(cameras),
-        model.bucket_start_s >= start,
-        model.bucket_start_s < end,
+        *rollup_window(model, granularity, cameras, start, end)
     )
     return {
         (camera, int(bucket), line, direction): dict(zip(VEHICLE_CLASSES, counts, strict=True))

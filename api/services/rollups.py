@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,19 @@ SetupKey = tuple[str, int | None]
 def bucket_start(start_s: int, granularity_s: int) -> int:
     """Start of the UTC-aligned bucket holding `start_s`."""
     return start_s - start_s % granularity_s
+
+
+def rollup_window(
+    model: Any, granularity: int, cameras: Sequence[str], start: int, end: int
+) -> tuple[ColumnElement[bool], ...]:
+    """Conditions for the rollup rows of `cameras` at one granularity with buckets in
+    [start, end): every reader of a rollup table selects this way."""
+    return (
+        model.granularity_s == granularity,
+        model.camera_id.in_(cameras),
+        model.bucket_start_s >= start,
+        model.bucket_start_s < end,
+    )
 
 
 def class_counts() -> dict[str, int]:

@@ -82,8 +82,13 @@ def peak_hour(result: CountSeries) -> PeakHour | None:
         end=grid.iso(grid.ends[i + PEAK_WINDOW - 1]),
         volume=volume,
         max_15min_volume=busiest,
-        phf=round(volume / (PEAK_WINDOW * busiest), 4) if busiest else None,
+        phf=peak_hour_factor(volume, busiest),
     )
+
+
+def peak_hour_factor(volume: int, busiest_15min: int) -> float | None:
+    """PHF = V_hour / (4 x V15_max); None for an hour without traffic."""
+    return round(volume / (PEAK_WINDOW * busiest_15min), 4) if busiest_15min else None
 
 
 def share(part: int | None, whole: int | None) -> float | None:
