@@ -410,7 +410,7 @@ def ingest_batch(
         split = apportion(wire_bytes, [p.size for p in prepared])
         for item, share in zip(prepared, split, strict=True):
             shares[item.report.report_id] = shares.get(item.report.report_id, 0) + share
-    insert_reports(session, fresh, now, shares)
+    insert_reports(session, fresh, layouts, now, shares)
     if wire_bytes is not None:  # after the reports: their insert is this request's first write
         count_traffic(session, camera, now, report_bytes=wire_bytes)
     camera.last_seen_at = now
@@ -453,10 +453,12 @@ def classify(
 def insert_reports(
     session: Session,
     fresh: list[PreparedReport],
+    layouts: list[Layout],
     received_at: datetime,
     wire_bytes: dict[str, int] | None = None,
 ) -> None:
-    """Bulk-insert reports (with their share of the body's bytes), rows and rollups."""
+    """Bulk-insert reports (with their share of the body's bytes), rows and rollups; each
+    report's layout says whether it watched movements (the rollups' movement coverage)."""
     if not fresh:
         return
     report_rows: list[dict[str, Any]] = []
@@ -467,7 +469,7 @@ def insert_reports(
         UnmatchedRecord: [],
     }
     delta = RollupDelta()
-    for item in fresh:
+    for item, layout in zip(fresh, layouts, strict=True):
         report = item.report
         key = {"camera_id": report.camera_id, "interval_start_s": epoch(report)}
         report_rows.append(
@@ -491,7 +493,7 @@ def insert_reports(
         rows[ZoneRecord] += [key | row.model_dump() for row in report.zones]
         rows[MovementRecord] += [key | row.model_dump() for row in report.movements]
         rows[UnmatchedRecord] += [key | row.model_dump() for row in report.unmatched]
-        delta.add(report)
+        delta.add(report, gates=len(layout.directions))
     session.execute(insert(table_of(IntervalReportRecord)), report_rows)
     for model, values in rows.items():
         if values:

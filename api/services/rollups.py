@@ -22,22 +22,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from api.models import (
-    Camera,
     CameraRollup,
     LineRollup,
     MovementCoverageRollup,
     MovementRollup,
     UnmatchedRollup,
 )
-from api.services.camera_config import report_setups
 from contract import VEHICLE_CLASSES, IntervalReport, VehicleClass
 
 ROLLUP_GRANULARITIES_S: tuple[int, ...] = (900, 3600)
 CLASS_COLUMNS: dict[VehicleClass, str] = {c: f"n_{c}" for c in VEHICLE_CLASSES}
 MIN_GATES = 2
 """The worker counts movements when its set-up has at least this many lines (its gates)."""
-SetupKey = tuple[str, int | None]
-"""(camera, configuration version a report was counted with)."""
 
 
 def bucket_start(start_s: int, granularity_s: int) -> int:
@@ -68,18 +64,6 @@ def watch() -> dict[str, Any]:
     return {"covered_s": 0.0, "reports": 0}
 
 
-@dataclass(frozen=True, slots=True)
-class Watched:
-    """A v2 report's claim to have watched movements, settled once its set-up is looked up."""
-
-    setup: SetupKey
-    carries: bool
-    """It has movement or unmatched rows, so it counted movements whatever its set-up."""
-    covered_s: float
-    buckets: tuple[tuple[int, int], ...]
-    """(granularity, bucket start) of every rollup that holds it."""
-
-
 @dataclass
 class RollupDelta:
     """Increments for a set of rollup rows, summed in memory before one upsert per table."""
@@ -96,11 +80,14 @@ class RollupDelta:
     cameras: defaultdict[tuple[int, str, int], dict[str, Any]] = field(
         default_factory=lambda: defaultdict(lambda: watch() | class_counts())
     )
-    watched: list[Watched] = field(default_factory=list)
-    """Movement coverage of v2 reports, kept once `apply` knows their set-ups."""
+    movement_watch: defaultdict[tuple[int, str, int], dict[str, Any]] = field(
+        default_factory=lambda: defaultdict(watch)
+    )
+    """Coverage of the reports that watched movements."""
 
-    def add(self, report: IntervalReport) -> None:
-        """Fold one report into every rollup granularity that can hold it whole."""
+    def add(self, report: IntervalReport, gates: int) -> None:
+        """Fold one report into every rollup granularity that can hold it whole; `gates` is
+        how many lines the set-up it was counted with has (ingest knows its layout)."""
         start_s = int(report.interval_start.timestamp())
         covered_s = report.coverage * report.interval_seconds
         buckets = tuple(
@@ -108,11 +95,13 @@ class RollupDelta:
             for granularity in ROLLUP_GRANULARITIES_S
             if not granularity % report.interval_seconds
         )
-        if report.schema_version >= 2 and buckets:
-            carries = bool(report.movements or report.unmatched)
-            setup = (report.camera_id, report.config_version)
-            self.watched.append(Watched(setup, carries, covered_s, buckets))
+        carries = bool(report.movements or report.unmatched)
+        watches = report.schema_version >= 2 and (carries or gates >= MIN_GATES)
         for granularity, bucket in buckets:
+            if watches:
+                watched = self.movement_watch[(granularity, report.camera_id, bucket)]
+                watched["covered_s"] += covered_s
+                watched["reports"] += 1
             camera_row = self.cameras[(granularity, report.camera_id, bucket)]
             camera_row["covered_s"] += covered_s
             camera_row["reports"] += 1
@@ -151,43 +140,8 @@ class RollupDelta:
             session,
             MovementCoverageRollup.__table__,
             camera_keys,
-            rows_of(camera_keys, self.movement_coverage(session).items()),
+            rows_of(camera_keys, self.movement_watch.items()),
         )
-
-    def movement_coverage(self, session: Session) -> dict[tuple[int, str, int], dict[str, Any]]:
-        """Coverage rows of the reports that watched movements."""
-        settled = {w.setup for w in self.watched if not w.carries}
-        gated = counts_movements(session, settled) if settled else set()
-        rows: defaultdict[tuple[int, str, int], dict[str, Any]] = defaultdict(watch)
-        for claim in self.watched:
-            if claim.carries or claim.setup in gated:
-                for granularity, bucket in claim.buckets:
-                    row = rows[(granularity, claim.setup[0], bucket)]
-                    row["covered_s"] += claim.covered_s
-                    row["reports"] += 1
-        return rows
-
-
-def counts_movements(session: Session, setups: set[SetupKey]) -> set[SetupKey]:
-    """The (camera, version) set-ups among `setups` that count movements: two or more lines in
-    the stored version, else (none or an unknown one, as at ingest) in the registration, else
-    in the camera's registry entry."""
-    gated: set[SetupKey] = set()
-    for camera_id in sorted({camera for camera, _ in setups}):
-        versions = {v for c, v in setups if c == camera_id}
-        stored, registration = report_setups(
-            session, camera_id, {v for v in versions if v is not None}
-        )
-        if registration is not None:
-            fallback = len(registration[1].lines)
-        else:
-            camera = session.get(Camera, camera_id)
-            fallback = len(camera.lines) if camera is not None else 0
-        for version in versions:
-            setup = stored.get(version) if version is not None else None
-            if (len(setup.lines) if setup is not None else fallback) >= MIN_GATES:
-                gated.add((camera_id, version))
-    return gated
 
 
 def rows_of(

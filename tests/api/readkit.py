@@ -12,6 +12,7 @@ from api_testkit import Registered, batch, make_report
 from fastapi.testclient import TestClient
 
 from api.db import make_engine, make_session_factory, session_scope
+from api.models import Camera
 from api.schemas import CameraIn, LineIn, SiteIn
 from api.services import registry, tokens
 from api.services.rollups import RollupDelta
@@ -109,7 +110,8 @@ def seed_rollups(settings: Settings, reports: Iterable[IntervalReport]) -> None:
         with session_scope(make_session_factory(engine)) as session:
             delta = RollupDelta()
             for one in reports:
-                delta.add(one)
+                camera = session.get(Camera, one.camera_id)
+                delta.add(one, gates=len(camera.lines) if camera is not None else 0)
             delta.apply(session)
     finally:
         engine.dispose()

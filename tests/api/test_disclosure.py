@@ -254,7 +254,7 @@ def published(session: Session, settings: Settings, dataset: Dataset, start: dat
         )
     delta = RollupDelta()
     for one in reports_of(cameras, dataset, start):
-        delta.add(one)
+        delta.add(one, gates=1)  # each camera has one line
     delta.apply(session)
     site = session.get(Site, site_id)
     assert site is not None

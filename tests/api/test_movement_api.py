@@ -538,10 +538,12 @@ def test_rollup_delta_equals_raw_aggregation(sent: list[tuple[int, int, list[Any
         )
     delta = RollupDelta()
     for r in reports:
-        delta.add(r)
-    held = [r for r in reports if any(g % r.interval_seconds == 0 for g in (900, 3600))]
-    assert [w.covered_s for w in delta.watched] == [r.interval_seconds * 1.0 for r in held]
+        delta.add(r, gates=len(GATES))
     for granularity in (900, 3600):
+        held = [r for r in reports if granularity % r.interval_seconds == 0]
+        watched = [v for (g, _, _), v in delta.movement_watch.items() if g == granularity]
+        assert sum(v["covered_s"] for v in watched) == sum(r.interval_seconds for r in held)
+        assert sum(v["reports"] for v in watched) == len(held)
         expected: Counter[tuple[Any, ...]] = Counter()
         gates: Counter[tuple[Any, ...]] = Counter()
         for r in reports:

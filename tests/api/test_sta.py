@@ -793,7 +793,7 @@ def sta_published(engine: Engine, settings: Settings, dataset: Dataset, start: d
             )
         delta = RollupDelta()
         for one in reports_of(cameras, dataset, start):
-            delta.add(one)
+            delta.add(one, gates=1)  # each camera has one line
         delta.apply(session)
     with sessions() as session:
         ctx = Context(session, settings, "http://x/sta/v1.1", int(datetime.now(UTC).timestamp()))
