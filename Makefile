@@ -25,7 +25,7 @@ typecheck:
 
 test: install install-system  ## install everything, then lint, typecheck and the whole test suite
 	$(MAKE) lint typecheck
-	$(PYTHON) -m pytest tests; rc=$$?; \
+	$(PYTHON) -m pytest -n 2 --dist loadfile tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose" >&2; exit 1; fi; \
 	exit $$rc
 

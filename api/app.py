@@ -7,6 +7,7 @@ import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import swagger_ui_bundle
@@ -20,7 +21,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.concurrency import run_in_threadpool
 
 from api import __version__
+from api.coalesce import Coalescer
 from api.db import make_engine, make_session_factory
+from api.deps import check_device_tokens
 from api.limiting import RateLimits
 from api.middleware import BodySizeLimit, SecurityHeaders, inline_script_policy
 from api.routers import (
@@ -84,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.state.recent_tokens = RecentTokens()
+    app.state.device_gate = Coalescer(partial(check_device_tokens, app.state))
+    app.state.ingest_queue = ingest.ingest_queue(app.state)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

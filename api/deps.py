@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
+from api.coalesce import Coalescer
 from api.limiting import RateLimits
 from api.models import ApiToken, Camera
 from api.schemas import Role
 from api.services import login, users
 from api.services.access import Principal
 from api.services.scope import Audience
-from api.services.tokens import RecentTokens, TokenKind, hash_token, verify_token
+from api.services.tokens import (
+    RecentTokens,
+    TokenKind,
+    hash_token,
+    verify_token,
+    verify_tokens,
+)
 from api.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="A device token (ingest) or an admin token")
@@ -72,26 +80,47 @@ def authenticate_with_camera(
     credentials: HTTPAuthorizationCredentials | None,
     kind: TokenKind,
 ) -> tuple[ApiToken, Camera | None]:
-    """`authenticate`, with the token's camera from the same read.
-
-    A live device token is remembered for the before-body gate (`refuse_unknown_device`), a
-    refused one forgotten there.
-    """
-    limits: RateLimits = request.app.state.rate_limits
+    """`authenticate`, with the token's camera from the same read."""
     found = (
         verify_token(session, settings.secret_key, credentials.credentials, kind)
         if credentials is not None
         else None
     )
-    if kind == "device" and credentials is not None:
-        recent: RecentTokens = request.app.state.recent_tokens
-        token_hash = hash_token(settings.secret_key, credentials.credentials)
+    call = BearerCall(credentials, client_ip(request))
+    return judge_token(request.app.state, settings, call, kind, found)
+
+
+@dataclass(frozen=True, slots=True)
+class BearerCall:
+    """What judging a request's token needs of it: its bearer value and where it came from
+    (requests judged together, off the request, carry this instead of the request)."""
+
+    credentials: HTTPAuthorizationCredentials | None
+    client_ip: str
+
+
+def judge_token(
+    state: State,
+    settings: Settings,
+    call: BearerCall,
+    kind: TokenKind,
+    found: tuple[ApiToken, Camera | None] | None,
+) -> tuple[ApiToken, Camera | None]:
+    """`found` (what `verify_token` made of the call's token), or 401 (429 when hammering).
+
+    A live device token is remembered for the before-body gate (`refuse_unknown_device`), a
+    refused one forgotten there.
+    """
+    limits: RateLimits = state.rate_limits
+    if kind == "device" and call.credentials is not None:
+        recent: RecentTokens = state.recent_tokens
+        token_hash = hash_token(settings.secret_key, call.credentials.credentials)
         if found is None:
             recent.forget(token_hash)
         else:
             recent.remember(token_hash, found[0].expires_at)
     if found is None:
-        if not limits.allow_failure(client_ip(request)):
+        if not limits.allow_failure(call.client_ip):
             raise too_many_requests(limits.retry_after_s(limits.per_ip_failures))
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -108,13 +137,36 @@ def authorize_device(
     credentials: HTTPAuthorizationCredentials | None,
 ) -> Camera:
     """The camera a device token belongs to; every device request counts against its limit."""
-    token, camera = authenticate_with_camera(request, session, settings, credentials, "device")
-    limits: RateLimits = request.app.state.rate_limits
-    if not limits.allow_token(token.id):
-        raise too_many_requests(limits.retry_after_s(limits.per_token))
-    if camera is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token's camera no longer exists")
+    call = BearerCall(credentials, client_ip(request))
+    camera = authorize_devices(request.app.state, session, settings, [call])[0]
+    if isinstance(camera, HTTPException):
+        raise camera
     return camera
+
+
+def authorize_devices(
+    state: State, session: Session, settings: Settings, calls: Sequence[BearerCall]
+) -> list[Camera | HTTPException]:
+    """`authorize_device` for several requests, in one read: each one's camera, or the
+    error that refuses it."""
+    offered = [c.credentials.credentials for c in calls if c.credentials is not None]
+    verified = iter(verify_tokens(session, settings.secret_key, offered, "device"))
+    limits: RateLimits = state.rate_limits
+    outcomes: list[Camera | HTTPException] = []
+    for call in calls:
+        found = next(verified) if call.credentials is not None else None
+        try:
+            token, camera = judge_token(state, settings, call, "device", found)
+            if not limits.allow_token(token.id):
+                raise too_many_requests(limits.retry_after_s(limits.per_token))
+            if camera is None:
+                raise HTTPException(
+                    status.HTTP_401_UNAUTHORIZED, "the token's camera no longer exists"
+                )
+            outcomes.append(camera)
+        except HTTPException as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def device_camera(
@@ -124,22 +176,37 @@ def device_camera(
     return authorize_device(request, session, settings, credentials)
 
 
-def check_device_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
-    """401 for a missing or wrong device token (429 once an IP keeps failing)."""
-    with request.app.state.session_factory() as session:
-        authenticate(request, session, get_settings(request), credentials, "device")
+def check_device_tokens(state: State, calls: Sequence[BearerCall]) -> list[HTTPException | None]:
+    """For each call, None when it carries a live device token, else its 401 (429 once an
+    IP keeps failing): the before-body gate's check, for the requests that wait for it
+    together, in one session and one read."""
+    settings: Settings = state.settings
+    with state.session_factory() as session:
+        offered = [c.credentials.credentials for c in calls if c.credentials is not None]
+        verified = iter(verify_tokens(session, settings.secret_key, offered, "device"))
+        outcomes: list[HTTPException | None] = []
+        for call in calls:
+            found = next(verified) if call.credentials is not None else None
+            try:
+                judge_token(state, settings, call, "device", found)
+                outcomes.append(None)
+            except HTTPException as exc:
+                outcomes.append(exc)
+        return outcomes
 
 
 async def refuse_unknown_device(request: Request) -> None:
     """Refuse a caller without a live device token from the headers alone, before its body is
     parsed. A token this process found live lately passes without a database read; the
-    request's own transaction checks it again (`authorize_device`)."""
+    others wait together for one (`check_device_tokens`); the request's own transaction
+    checks the token again (`authorize_device`)."""
     credentials = await bearer(request)
     recent: RecentTokens = request.app.state.recent_tokens
     settings = get_settings(request)
     known = credentials is not None and hash_token(settings.secret_key, credentials.credentials)
     if not known or known not in recent:
-        await run_in_threadpool(check_device_token, request, credentials)
+        gate: Coalescer[BearerCall, None] = request.app.state.device_gate
+        await gate.submit(BearerCall(credentials, client_ip(request)))
 
 
 def bearer_principal(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 
 from contract import VehicleClass
 from contract.site import ModelSettings
@@ -195,13 +196,16 @@ class VehicleDetector:
             return target
         decline_openvino_telemetry()
         folder.mkdir(parents=True, exist_ok=True)
-        weights = folder / source.name
-        if not weights.exists():
-            shutil.copyfile(source, weights)
-        log.info("exporting %s to OpenVINO (once)", source.name)
-        exported = ultralytics_model(str(weights)).export(
-            format="openvino", dynamic=True, verbose=False
-        )
+        with FileLock(folder / "export.lock"):  # workers starting together export once
+            if (target / "metadata.yaml").exists():
+                return target
+            weights = folder / source.name
+            if not weights.exists():
+                shutil.copyfile(source, weights)
+            log.info("exporting %s to OpenVINO (once)", source.name)
+            exported = ultralytics_model(str(weights)).export(
+                format="openvino", dynamic=True, verbose=False
+            )
         return Path(exported)  # beside the weights copy, named as ``target``; metadata last
 
     def _weights_file(self) -> Path:

@@ -1,6 +1,7 @@
-"""Suite-wide settings (Ultralytics offline, its settings in a temp dir) and the one headless
-Chromium every browser test shares: Playwright's sync API allows one driver per thread, so a
-second session-wide driver in another test package would fail to start."""
+"""Suite-wide settings (Ultralytics offline, its settings in a temp dir) and the headless
+Chromium of the browser tests: one per test module, since Playwright's sync API allows one
+driver per thread and its driver keeps an event loop running in that thread until it stops
+(a later test's `asyncio.run` would refuse to start under it)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ MODEL = SHARED / "models" / "yolo26n_dq.pt"
 VIDEO = SHARED / "data" / "video"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (make install-system)")
@@ -31,7 +32,7 @@ def playwright_driver() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     chromium = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     yield chromium

@@ -6,33 +6,41 @@ The device token is checked from the headers before the body is read, so an anon
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Request, Response, status
-from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
+from api.coalesce import Coalescer
 from api.deps import (
+    BearerCall,
     CredentialsDep,
     DeviceDep,
     SessionDep,
-    authorize_device,
-    get_settings,
+    authorize_devices,
+    client_ip,
     refuse_unknown_device,
 )
+from api.models import Camera
 from api.routers.errors import error_responses
 from api.schemas import DeviceConfig, HeartbeatResult, IngestResult
 from api.services import camera_config
-from api.services.ingest import AcceptWindow, ingest_batch, record_heartbeat
+from api.services.ingest import AcceptWindow, Submission, ingest_group, record_heartbeat
+from api.settings import Settings
 from api.strict_json import StrictJsonRoute
 from contract import CountRow, Heartbeat, IntervalReport, ReportBatch
 from contract.examples import full_interval_report
 
 T = TypeVar("T")
+GROUP_REQUESTS = 64
+GROUP_REPORTS = 2000
+"""A group's bounds: a reconnect storm's batches of 100 go twenty to a transaction."""
 
 
 class DeviceRoute(StrictJsonRoute):
@@ -109,28 +117,51 @@ async def post_reports(
     set-up instead of the camera's current one, so reports counted before a configuration
     switch are still accepted after it.
     """
-    result = await run_in_threadpool(
-        store_reports, request, credentials, list(batch.reports), body_bytes
-    )
+    queue: Coalescer[DeviceBatch, IngestResult] = request.app.state.ingest_queue
+    call = BearerCall(credentials, client_ip(request))
+    result = await queue.submit(DeviceBatch(call, list(batch.reports), body_bytes))
     code = status.HTTP_409_CONFLICT if result.conflicts else status.HTTP_200_OK
     return Response(result.model_dump_json(), code, media_type="application/json")
 
 
-def store_reports(
-    request: Request,
-    credentials: HTTPAuthorizationCredentials | None,
-    reports: list[IntervalReport],
-    body_bytes: int,
-) -> IngestResult:
-    """The whole request's database work in one thread and one transaction: the device check,
-    the batch and the commit (one hop off the event loop instead of one per dependency)."""
-    settings = get_settings(request)
-    with request.app.state.session_factory() as session:
-        camera = authorize_device(request, session, settings, credentials)
+@dataclass(frozen=True, slots=True)
+class DeviceBatch:
+    """A request's batch as it waits for its group: its token, reports and body size."""
+
+    call: BearerCall
+    reports: list[IntervalReport]
+    body_bytes: int
+
+
+def ingest_queue(state: State) -> Coalescer[DeviceBatch, IngestResult]:
+    """The app's queue of batches: those that arrive while a group is stored go together
+    into the next one (group commit, `api.coalesce`)."""
+    return Coalescer(
+        partial(store_batches, state),
+        max_items=GROUP_REQUESTS,
+        max_weight=GROUP_REPORTS,
+        weight=lambda batch: len(batch.reports),
+    )
+
+
+def store_batches(state: State, batches: Sequence[DeviceBatch]) -> list[IngestResult | Exception]:
+    """A group's database work in one thread and one transaction: the device checks, the
+    batches and the commit. Each request gets its own outcome: its result, or the error
+    (401, 403, 422, 429) that refuses it alone."""
+    settings: Settings = state.settings
+    with state.session_factory() as session:
+        cameras = authorize_devices(state, session, settings, [b.call for b in batches])
         window = AcceptWindow.from_settings(settings, datetime.now(UTC))
-        return commit_retrying_once(
-            session, lambda: ingest_batch(session, camera, reports, window, body_bytes)
+        authorized = [
+            (i, Submission(camera, batch.reports, batch.body_bytes))
+            for i, (batch, camera) in enumerate(zip(batches, cameras, strict=True))
+            if isinstance(camera, Camera)
+        ]
+        stored = commit_retrying_once(
+            session, lambda: ingest_group(session, [s for _, s in authorized], window)
         )
+    results = dict(zip((i for i, _ in authorized), stored, strict=True))
+    return [results[i] if isinstance(c, Camera) else c for i, c in enumerate(cameras)]
 
 
 @router.post(

@@ -15,14 +15,14 @@ land together.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from api.models import Camera, CameraConfig, CountLine, DeviceHealth
 from api.responses import CalibrationFit, CameraConfigOut, ConfigVersionOut
@@ -89,19 +89,37 @@ def report_setups(
     """The stored set-ups among `versions`, by version, and the registration (the oldest
     stored version, None when none is stored), in one query: ingest checks each report
     against its version, and one with none or an unknown one against the registration."""
+    return cameras_report_setups(session, {camera_id: versions})[camera_id]
+
+
+def cameras_report_setups(
+    session: Session, versions: Mapping[str, Collection[int]]
+) -> dict[str, tuple[dict[int, CameraSetup], tuple[int, CameraSetup] | None]]:
+    """`report_setups` of several cameras (by camera id), in one query."""
+    oldest = aliased(CameraConfig)
     first = (
-        select(func.min(CameraConfig.version))
-        .where(CameraConfig.camera_id == camera_id)
+        select(func.min(oldest.version))
+        .where(oldest.camera_id == CameraConfig.camera_id)
         .scalar_subquery()
     )
+    wanted = sorted({v for numbers in versions.values() for v in numbers})
     statement = select(CameraConfig).where(
-        CameraConfig.camera_id == camera_id,
-        CameraConfig.version.in_(sorted(versions)) | (CameraConfig.version == first),
+        CameraConfig.camera_id.in_(sorted(versions)),
+        CameraConfig.version.in_(wanted) | (CameraConfig.version == first),
     )
-    records = sorted(session.scalars(statement), key=lambda r: r.version)
-    setups = {r.version: setup_of(r) for r in records}
-    registration = (records[0].version, setups[records[0].version]) if records else None
-    return {v: setups[v] for v in versions if v in setups}, registration
+    records: dict[str, list[CameraConfig]] = {camera_id: [] for camera_id in versions}
+    for record in session.scalars(statement):
+        records[record.camera_id].append(record)
+    found = {}
+    for camera_id, stored in records.items():
+        asked = versions[camera_id]
+        oldest_record = min(stored, key=lambda r: r.version, default=None)
+        registration = (
+            (oldest_record.version, setup_of(oldest_record)) if oldest_record is not None else None
+        )
+        setups = {r.version: setup_of(r) for r in stored if r.version in asked}
+        found[camera_id] = (setups, registration)
+    return found
 
 
 def current_version(session: Session, camera: Camera) -> int:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, insert, select
+from sqlalchemy import ColumnElement, Table, and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from api.models import (
@@ -36,8 +36,8 @@ from api.models import (
     ZoneRecord,
 )
 from api.schemas import IngestResult, ReportResult, direction_labels
-from api.services.camera_config import report_setups
-from api.services.errors import ForbiddenError, RejectedError
+from api.services.camera_config import cameras_report_setups
+from api.services.errors import DomainError, ForbiddenError, RejectedError
 from api.services.rollups import RollupDelta, bucket_start, upsert_add
 from api.settings import Settings
 from contract import INTERVAL_CHOICES_S, Heartbeat, IntervalReport
@@ -111,26 +111,28 @@ def apportion(total: int, weights: list[int]) -> list[int]:
     return shares
 
 
-def count_traffic(
-    session: Session,
-    camera: Camera,
+def traffic_row(
+    camera_id: str,
     now: datetime,
     *,
     report_bytes: int | None = None,
     heartbeat_bytes: int | None = None,
-) -> None:
-    """Add one stored request's body bytes to the camera's hour (what crossed the wire, as
-    this API measured it; the public register publishes the sums)."""
-    hour = bucket_start(int(now.timestamp()), TRAFFIC_BUCKET_S)
-    row = {
-        "camera_id": camera.id,
-        "hour_start_s": hour,
+) -> dict[str, Any]:
+    """One stored request's body bytes for the camera's hour (what crossed the wire, as this
+    API measured it; the public register publishes the sums)."""
+    return {
+        "camera_id": camera_id,
+        "hour_start_s": bucket_start(int(now.timestamp()), TRAFFIC_BUCKET_S),
         "report_bytes": report_bytes or 0,
         "report_requests": int(report_bytes is not None),
         "heartbeat_bytes": heartbeat_bytes or 0,
         "heartbeat_requests": int(heartbeat_bytes is not None),
     }
-    upsert_add(session, CameraTraffic.__table__, ("camera_id", "hour_start_s"), [row])
+
+
+def count_traffic(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Add `traffic_row`s (one per camera) to the cameras' hours."""
+    upsert_add(session, CameraTraffic.__table__, ("camera_id", "hour_start_s"), rows)
 
 
 def stamp(moment: datetime) -> str:
@@ -193,9 +195,27 @@ class Layout:
 def layouts_of(session: Session, camera: Camera, reports: list[IntervalReport]) -> list[Layout]:
     """Each report's layout, in batch order: no version or an unknown one is the camera's
     registration (its version 1 once versions are stored)."""
-    setups, registration = report_setups(
-        session, camera.id, {r.config_version for r in reports if r.config_version is not None}
-    )
+    return cameras_layouts(session, [(camera, reports)])[0]
+
+
+def cameras_layouts(
+    session: Session, batches: Sequence[tuple[Camera, list[IntervalReport]]]
+) -> list[list[Layout]]:
+    """`layouts_of` for the batches of several cameras (one each), in one query."""
+    versions = {
+        camera.id: {r.config_version for r in reports if r.config_version is not None}
+        for camera, reports in batches
+    }
+    found = cameras_report_setups(session, versions) if batches else {}
+    return [batch_layouts(camera, reports, *found[camera.id]) for camera, reports in batches]
+
+
+def batch_layouts(
+    camera: Camera,
+    reports: list[IntervalReport],
+    setups: Mapping[int, CameraSetup],
+    registration: tuple[int, CameraSetup] | None,
+) -> list[Layout]:
     layouts: dict[int | None, Layout] = {
         v: Layout.configured(camera.id, v, setup) for v, setup in setups.items()
     }
@@ -278,29 +298,54 @@ class StoredIntervals:
     def load(
         cls, session: Session, camera_id: str, reports: list[IntervalReport]
     ) -> StoredIntervals:
-        if not reports:
-            return cls({}, [], [])
-        starts = sorted({epoch(r) for r in reports})
-        lengths = {r.interval_seconds for r in reports}
-        table = table_of(IntervalReportRecord)
-        near: ColumnElement[bool] = table.c.interval_start_s.in_(starts)
-        if len(lengths) == 1:  # else every stored length may overlap one of the batch's
-            near = near | (table.c.interval_seconds != next(iter(lengths)))
-        rows = session.execute(
-            select(table.c.interval_start_s, table.c.interval_seconds, table.c.payload_sha256)
-            .where(
-                table.c.camera_id == camera_id,
-                table.c.interval_start_s > starts[0] - LONGEST_INTERVAL_S,
-                table.c.interval_start_s < starts[-1] + LONGEST_INTERVAL_S,
-                near,
+        return cls.load_cameras(session, {camera_id: reports})[camera_id]
+
+    @classmethod
+    def load_cameras(
+        cls, session: Session, batches: Mapping[str, list[IntervalReport]]
+    ) -> dict[str, StoredIntervals]:
+        """`load` for the batches of several cameras (by camera id), in one query."""
+        near = [nearby(camera_id, reports) for camera_id, reports in batches.items() if reports]
+        found: dict[str, list[tuple[int, int, str]]] = {camera_id: [] for camera_id in batches}
+        if near:
+            table = table_of(IntervalReportRecord)
+            rows = session.execute(
+                select(
+                    table.c.camera_id,
+                    table.c.interval_start_s,
+                    table.c.interval_seconds,
+                    table.c.payload_sha256,
+                )
+                .where(or_(*near))
+                .order_by(table.c.camera_id, table.c.interval_start_s)
             )
-            .order_by(table.c.interval_start_s)
-        ).all()
-        return cls(
-            {start: digest for start, _, digest in rows},
-            [start for start, _, _ in rows],
-            [length for _, length, _ in rows],
-        )
+            for camera_id, start, length, digest in rows:
+                found[camera_id].append((start, length, digest))
+        return {
+            camera_id: cls(
+                {start: digest for start, _, digest in rows},
+                [start for start, _, _ in rows],
+                [length for _, length, _ in rows],
+            )
+            for camera_id, rows in found.items()
+        }
+
+
+def nearby(camera_id: str, reports: list[IntervalReport]) -> ColumnElement[bool]:
+    """The stored reports of a camera that a batch of its reports may meet: those at the
+    batch's starts (resends) and those of other lengths near it (overlaps)."""
+    starts = sorted({epoch(r) for r in reports})
+    lengths = {r.interval_seconds for r in reports}
+    table = table_of(IntervalReportRecord)
+    near: ColumnElement[bool] = table.c.interval_start_s.in_(starts)
+    if len(lengths) == 1:  # else every stored length may overlap one of the batch's
+        near = near | (table.c.interval_seconds != next(iter(lengths)))
+    return and_(
+        table.c.camera_id == camera_id,
+        table.c.interval_start_s > starts[0] - LONGEST_INTERVAL_S,
+        table.c.interval_start_s < starts[-1] + LONGEST_INTERVAL_S,
+        near,
+    )
 
 
 def stored_overlaps(
@@ -376,6 +421,48 @@ def check_ownership(camera: Camera, camera_ids: list[str]) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One request's batch: the camera its token belongs to, its reports and its body size
+    (None: not measured)."""
+
+    camera: Camera
+    reports: list[IntervalReport]
+    wire_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """A submission's reports against what is stored: every report's result, the new ones."""
+
+    submission: Submission
+    prepared: list[PreparedReport]
+    results: list[ReportResult]
+    fresh: list[PreparedReport]
+
+    def shares(self) -> dict[str, int]:
+        """The body's bytes shared by each report's canonical size, by report id."""
+        wire_bytes = self.submission.wire_bytes
+        shares: dict[str, int] = {}
+        if wire_bytes is not None:
+            split = apportion(wire_bytes, [p.size for p in self.prepared])
+            for item, share in zip(self.prepared, split, strict=True):
+                shares[item.report.report_id] = shares.get(item.report.report_id, 0) + share
+        return shares
+
+    def result(self) -> IngestResult:
+        return IngestResult(
+            created=len(self.fresh),
+            duplicates=sum(r.status == "duplicate" for r in self.results),
+            conflicts=sum(r.status == "conflict" for r in self.results),
+            results=self.results,
+        )
+
+
+Outcome = IngestResult | DomainError
+"""What a submission is told: its result, or the error that refuses it whole."""
+
+
 def ingest_batch(
     session: Session,
     camera: Camera,
@@ -383,19 +470,84 @@ def ingest_batch(
     window: AcceptWindow,
     wire_bytes: int | None = None,
 ) -> IngestResult:
-    """Classify the batch against what is stored, check every report it would add, then add
-    them. The caller commits (and, should a concurrent resend of the same report win the race
-    to insert it, rolls back and calls this again).
+    """One batch (see `ingest_group`); a refused batch raises its error."""
+    outcome = ingest_group(session, [Submission(camera, reports, wire_bytes)], window)[0]
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
 
-    `wire_bytes`, the size of the request body received, goes to the camera's hourly traffic
-    and, shared by each report's canonical size, to the stored reports (None: not measured).
+
+def ingest_group(
+    session: Session, submissions: Sequence[Submission], window: AcceptWindow
+) -> list[Outcome]:
+    """Classify each batch against what is stored, check every report it would add, then add
+    the new reports of every batch that passed. The caller commits (and, should a concurrent
+    resend of the same report win the race to insert it, rolls back and calls this again).
+
+    Each batch is judged on its own, so one refused batch stores nothing and costs the
+    others nothing; the reads and writes are shared, one statement per table for the whole
+    group. Batches of the same camera go in turn, each seeing what the one before added.
+    `wire_bytes`, the size of a request body received, goes to the camera's hourly traffic
+    and, shared by each report's canonical size, to the stored reports.
     """
-    check_ownership(camera, [r.camera_id for r in reports])
-    prepared = [PreparedReport.of(r) for r in reports]
-    stored = StoredIntervals.load(session, camera.id, reports)
-    results, fresh = classify(stored, prepared)
-    new = [item.report for item in fresh]
-    layouts = layouts_of(session, camera, new)
+    outcomes: dict[int, Outcome] = {}
+    waiting = list(range(len(submissions)))
+    while waiting:
+        turn: list[int] = []
+        later: list[int] = []
+        for i in waiting:
+            busy = any(submissions[j].camera.id == submissions[i].camera.id for j in turn)
+            (later if busy else turn).append(i)
+        judged = ingest_turn(session, [submissions[i] for i in turn], window)
+        outcomes |= dict(zip(turn, judged, strict=True))
+        waiting = later
+    return [outcomes[i] for i in range(len(submissions))]
+
+
+def ingest_turn(
+    session: Session, submissions: list[Submission], window: AcceptWindow
+) -> list[Outcome]:
+    """`ingest_group` for batches of distinct cameras: one read, one write per table."""
+    outcomes: dict[int, Outcome] = {}
+    owned: dict[int, Submission] = {}
+    for i, submission in enumerate(submissions):
+        try:
+            check_ownership(submission.camera, [r.camera_id for r in submission.reports])
+            owned[i] = submission
+        except DomainError as exc:
+            outcomes[i] = exc
+    stored = StoredIntervals.load_cameras(session, {s.camera.id: s.reports for s in owned.values()})
+    classified = {
+        i: classify(s, stored[s.camera.id], [PreparedReport.of(r) for r in s.reports])
+        for i, s in owned.items()
+    }
+    layouts = dict(
+        zip(
+            classified,
+            cameras_layouts(
+                session,
+                [(c.submission.camera, [f.report for f in c.fresh]) for c in classified.values()],
+            ),
+            strict=True,
+        )
+    )
+    accepted: dict[int, Classified] = {}
+    for i, item in classified.items():
+        try:
+            check_new_reports(stored[item.submission.camera.id], window, item, layouts[i])
+            accepted[i] = item
+        except DomainError as exc:
+            outcomes[i] = exc
+    store_accepted(session, [(item, layouts[i]) for i, item in accepted.items()])
+    outcomes |= {i: item.result() for i, item in accepted.items()}
+    return [outcomes[i] for i in range(len(submissions))]
+
+
+def check_new_reports(
+    stored: StoredIntervals, window: AcceptWindow, item: Classified, layouts: list[Layout]
+) -> None:
+    """Refuse the batch (every problem named) when a report it would add breaks a rule."""
+    new = [f.report for f in item.fresh]
     refuse_problems(
         [
             *length_problems(new, layouts),
@@ -404,29 +556,31 @@ def ingest_batch(
             *label_problems(new, layouts),
         ]
     )
+
+
+def store_accepted(session: Session, accepted: list[tuple[Classified, list[Layout]]]) -> None:
+    """Add the new reports of the accepted batches, their cameras' traffic and last times."""
+    if not accepted:
+        return
     now = datetime.now(UTC)
-    shares: dict[str, int] = {}
-    if wire_bytes is not None:
-        split = apportion(wire_bytes, [p.size for p in prepared])
-        for item, share in zip(prepared, split, strict=True):
-            shares[item.report.report_id] = shares.get(item.report.report_id, 0) + share
-    insert_reports(session, fresh, layouts, now, shares)
-    if wire_bytes is not None:  # after the reports: their insert is this request's first write
-        count_traffic(session, camera, now, report_bytes=wire_bytes)
-    camera.last_seen_at = now
-    if fresh:
-        camera.last_report_at = now
-    return IngestResult(
-        created=len(fresh),
-        duplicates=sum(r.status == "duplicate" for r in results),
-        conflicts=sum(r.status == "conflict" for r in results),
-        results=results,
-    )
+    shares = {k: v for item, _ in accepted for k, v in item.shares().items()}
+    fresh = [f for item, _ in accepted for f in item.fresh]
+    insert_reports(session, fresh, [x for _, layouts in accepted for x in layouts], now, shares)
+    traffic = [
+        traffic_row(item.submission.camera.id, now, report_bytes=item.submission.wire_bytes)
+        for item, _ in accepted
+        if item.submission.wire_bytes is not None
+    ]
+    count_traffic(session, traffic)  # after the reports: their insert is the first write
+    for item, _ in accepted:
+        item.submission.camera.last_seen_at = now
+        if item.fresh:
+            item.submission.camera.last_report_at = now
 
 
 def classify(
-    stored: StoredIntervals, prepared: list[PreparedReport]
-) -> tuple[list[ReportResult], list[PreparedReport]]:
+    submission: Submission, stored: StoredIntervals, prepared: list[PreparedReport]
+) -> Classified:
     """Each report against what is stored (created, duplicate or conflict), and the new ones.
 
     A report's id is derived from its camera and start (the contract checks it), so the
@@ -447,7 +601,7 @@ def classify(
             results.append(ReportResult(report_id=report_id, status="duplicate"))
         else:
             results.append(ReportResult(report_id=report_id, status="conflict"))
-    return results, fresh
+    return Classified(submission, prepared, results, fresh)
 
 
 def insert_reports(
@@ -531,7 +685,7 @@ def record_heartbeat(
     health.model_sha256 = software.model_sha256 if software else None
     session.add(health)
     if wire_bytes is not None:
-        count_traffic(session, camera, now, heartbeat_bytes=wire_bytes)
+        count_traffic(session, [traffic_row(camera.id, now, heartbeat_bytes=wire_bytes)])
     camera.last_seen_at = now
     camera.reported_config_version = heartbeat.config_version
     return health

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table
@@ -158,12 +159,18 @@ def upsert_add(
     if not rows:
         return
     assert isinstance(table, Table)
+    added = tuple(name for name in rows[0] if name not in keys)
     dialect = session.get_bind().dialect.name
+    session.execute(adding_upsert(dialect, table, tuple(keys), added), rows)
+
+
+@cache
+def adding_upsert(dialect: str, table: Table, keys: tuple[str, ...], added: tuple[str, ...]) -> Any:
+    """The upsert of `upsert_add`, built once per table and column set: building its
+    ``excluded`` columns costs more than running it."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table)
-    added = [name for name in rows[0] if name not in keys]
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=list(keys),
         set_={name: table.c[name] + statement.excluded[name] for name in added},
     )
-    session.execute(statement, rows)

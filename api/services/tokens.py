@@ -12,6 +12,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -94,27 +95,54 @@ def verify_token(
     A live token's `last_used_at` is set when it is older than USE_RESOLUTION; the caller's
     commit stores it.
     """
-    match = TOKEN_PATTERN.match(token)
-    if match is None:
-        return None
-    statement = (
-        select(ApiToken, Camera)
-        .outerjoin(Camera, Camera.id == ApiToken.camera_id)
-        .where(ApiToken.id == match.group(1))
-    )
-    if kind == "device":  # what ingest checks a report against when no set-up is stored
-        statement = statement.options(joinedload(Camera.lines), joinedload(Camera.zones))
-    row = session.execute(statement).unique().first()
-    stored, camera = (row[0], row[1]) if row is not None else (None, None)
+    return verify_tokens(session, secret_key, [token], kind)[0]
+
+
+def verify_tokens(
+    session: Session, secret_key: str, tokens: Sequence[str], kind: TokenKind
+) -> list[tuple[ApiToken, Camera | None] | None]:
+    """`verify_token` for several tokens, in one read."""
+    matches = [TOKEN_PATTERN.match(token) for token in tokens]
+    ids = sorted({match.group(1) for match in matches if match is not None})
+    found: dict[str, tuple[ApiToken, Camera | None]] = {}
+    if ids:
+        statement = (
+            select(ApiToken, Camera)
+            .outerjoin(Camera, Camera.id == ApiToken.camera_id)
+            .where(ApiToken.id.in_(ids))
+        )
+        if kind == "device":  # what ingest checks a report against when no set-up is stored
+            statement = statement.options(joinedload(Camera.lines), joinedload(Camera.zones))
+        found = {row[0].id: (row[0], row[1]) for row in session.execute(statement).unique()}
+    now = datetime.now(UTC)
+    return [
+        live_token(secret_key, token, found.get(match.group(1)), kind, now)
+        if match is not None
+        else None
+        for token, match in zip(tokens, matches, strict=True)
+    ]
+
+
+def live_token(
+    secret_key: str,
+    token: str,
+    found: tuple[ApiToken, Camera | None] | None,
+    kind: TokenKind,
+    now: datetime,
+) -> tuple[ApiToken, Camera | None] | None:
+    """`found` when it is the live token of this kind that `token` is (compared in constant
+    time, against a dummy when nothing was found), else None."""
+    stored = found[0] if found is not None else None
     expected = stored.token_hash if stored is not None else hash_token(secret_key, "")
     if not hmac.compare_digest(expected, hash_token(secret_key, token)):
         return None
-    now = datetime.now(UTC)
-    if stored is None or stored.kind != kind or token_status(stored, now) != "live":
+    if found is None or stored is None or stored.kind != kind:
+        return None
+    if token_status(stored, now) != "live":
         return None
     if stored.last_used_at is None or now - stored.last_used_at >= USE_RESOLUTION:
         stored.last_used_at = now
-    return stored, camera
+    return found
 
 
 @dataclass
