@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, insert, or_, select
+from sqlalchemy import ColumnElement, Table, and_, or_, select
 from sqlalchemy.orm import Session
 
 from api.models import (
@@ -36,6 +36,7 @@ from api.models import (
     ZoneRecord,
 )
 from api.schemas import IngestResult, ReportResult, direction_labels
+from api.services.bulk import insert_new_rows
 from api.services.camera_config import cameras_report_setups
 from api.services.errors import DomainError, ForbiddenError, RejectedError
 from api.services.rollups import RollupDelta, bucket_start, upsert_add
@@ -44,6 +45,8 @@ from contract import INTERVAL_CHOICES_S, Heartbeat, IntervalReport
 from contract.camera import CameraSetup
 
 MAX_PROBLEMS = 10
+CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""Sorted keys, no spaces; one encoder for all (`json.dumps` with options builds one a call)."""
 LONGEST_INTERVAL_S = max(INTERVAL_CHOICES_S)
 TRAFFIC_BUCKET_S = 3600
 
@@ -95,7 +98,7 @@ class PreparedReport:
     def of(cls, report: IntervalReport) -> PreparedReport:
         """Canonical JSON (sorted keys, UTC times) so equal reports hash equal."""
         payload = report.model_dump(mode="json")
-        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        canonical = CANONICAL_JSON.encode(payload).encode()
         return cls(report, payload, hashlib.sha256(canonical).hexdigest(), len(canonical))
 
 
@@ -648,10 +651,9 @@ def insert_reports(
         rows[MovementRecord] += [key | row.model_dump() for row in report.movements]
         rows[UnmatchedRecord] += [key | row.model_dump() for row in report.unmatched]
         delta.add(report, gates=len(layout.directions))
-    session.execute(insert(table_of(IntervalReportRecord)), report_rows)
+    insert_new_rows(session, table_of(IntervalReportRecord), report_rows)
     for model, values in rows.items():
-        if values:
-            session.execute(insert(table_of(model)), values)
+        insert_new_rows(session, table_of(model), values)
     delta.apply(session)
 
 

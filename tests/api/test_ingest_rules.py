@@ -296,25 +296,27 @@ def test_a_resend_that_wins_the_race_to_insert_turns_the_request_into_a_duplicat
     rules_app: FastAPI, rules_client: TestClient, registered_here: Registered
 ) -> None:
     """The same report committed by a concurrent request between this request's check and its
-    insert: the unique violation is retried once, and the answer is a duplicate, not a 500."""
+    insert (staged right after the read of what is stored, since PostgreSQL's inserts are a
+    COPY that no statement event sees): the unique violation is retried once, and the answer
+    is a duplicate, not a 500."""
     reg = registered_here
     report = make_report(reg.camera, hour_base(datetime.now(UTC)))
     engine = rules_app.state.session_factory.kw["bind"]
     raced = []
 
     def concurrent_resend(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.startswith("INSERT INTO interval_reports") and not raced:
+        if "payload_sha256" in statement and statement.startswith("SELECT") and not raced:
             raced.append(statement)
             with session_scope(rules_app.state.session_factory) as other:
                 camera = other.get(Camera, reg.camera)
                 assert camera is not None
                 ingest_batch(other, camera, [report], window(rules_app))
 
-    event.listen(engine, "before_cursor_execute", concurrent_resend)
+    event.listen(engine, "after_cursor_execute", concurrent_resend)
     try:
         response = rules_client.post("/api/v1/reports", json=batch(report), headers=reg.auth)
     finally:
-        event.remove(engine, "before_cursor_execute", concurrent_resend)
+        event.remove(engine, "after_cursor_execute", concurrent_resend)
     assert raced, "the race was not staged"
     assert response.status_code == 200, response.text
     assert (response.json()["created"], response.json()["duplicates"]) == (0, 1)
