@@ -17,7 +17,7 @@ import hashlib
 import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -494,6 +494,7 @@ def ingest_group(
     and, shared by each report's canonical size, to the stored reports.
     """
     outcomes: dict[int, Outcome] = {}
+    tally = GroupTally(datetime.now(UTC))
     waiting = list(range(len(submissions)))
     while waiting:
         turn: list[int] = []
@@ -501,16 +502,55 @@ def ingest_group(
         for i in waiting:
             busy = any(submissions[j].camera.id == submissions[i].camera.id for j in turn)
             (later if busy else turn).append(i)
-        judged = ingest_turn(session, [submissions[i] for i in turn], window)
+        judged = ingest_turn(session, [submissions[i] for i in turn], window, tally)
         outcomes |= dict(zip(turn, judged, strict=True))
         waiting = later
+    tally.apply(session)
     return [outcomes[i] for i in range(len(submissions))]
 
 
+@dataclass
+class GroupTally:
+    """What a group adds besides its raw rows, summed over its turns and written once at its
+    end, each table's rows in key order: two groups adding to the same rows (one camera's
+    backlog split over two processes) then lock them in the same order and cannot deadlock."""
+
+    now: datetime
+    rollups: RollupDelta = field(default_factory=RollupDelta)
+    traffic: dict[str, list[int]] = field(default_factory=dict)
+    """The body sizes of the accepted requests, by camera id."""
+    cameras: dict[str, tuple[Camera, bool]] = field(default_factory=dict)
+    """Each accepted batch's camera, and whether any of its batches added a report."""
+
+    def accept(self, item: Classified, layouts: list[Layout]) -> None:
+        submission = item.submission
+        camera_id = submission.camera.id
+        for prepared, layout in zip(item.fresh, layouts, strict=True):
+            self.rollups.add(prepared.report, gates=len(layout.directions))
+        if submission.wire_bytes is not None:
+            self.traffic.setdefault(camera_id, []).append(submission.wire_bytes)
+        added = bool(item.fresh) or self.cameras.get(camera_id, (None, False))[1]
+        self.cameras[camera_id] = (submission.camera, added)
+
+    def apply(self, session: Session) -> None:
+        self.rollups.apply(session)
+        hour = [
+            traffic_row(camera_id, self.now, report_bytes=sum(sizes))
+            | {"report_requests": len(sizes)}
+            for camera_id, sizes in self.traffic.items()
+        ]
+        count_traffic(session, hour)
+        for camera, added in self.cameras.values():
+            camera.last_seen_at = self.now
+            if added:
+                camera.last_report_at = self.now
+
+
 def ingest_turn(
-    session: Session, submissions: list[Submission], window: AcceptWindow
+    session: Session, submissions: list[Submission], window: AcceptWindow, tally: GroupTally
 ) -> list[Outcome]:
-    """`ingest_group` for batches of distinct cameras: one read, one write per table."""
+    """`ingest_group` for batches of distinct cameras: one read, one write per raw table; the
+    rest the group's tally adds at its end."""
     outcomes: dict[int, Outcome] = {}
     owned: dict[int, Submission] = {}
     for i, submission in enumerate(submissions):
@@ -541,7 +581,9 @@ def ingest_turn(
             accepted[i] = item
         except DomainError as exc:
             outcomes[i] = exc
-    store_accepted(session, [(item, layouts[i]) for i, item in accepted.items()])
+    insert_accepted(session, [(item, layouts[i]) for i, item in accepted.items()], tally.now)
+    for i, item in accepted.items():
+        tally.accept(item, layouts[i])
     outcomes |= {i: item.result() for i, item in accepted.items()}
     return [outcomes[i] for i in range(len(submissions))]
 
@@ -561,24 +603,13 @@ def check_new_reports(
     )
 
 
-def store_accepted(session: Session, accepted: list[tuple[Classified, list[Layout]]]) -> None:
-    """Add the new reports of the accepted batches, their cameras' traffic and last times."""
-    if not accepted:
-        return
-    now = datetime.now(UTC)
+def insert_accepted(
+    session: Session, accepted: list[tuple[Classified, list[Layout]]], now: datetime
+) -> None:
+    """Add the new reports of the accepted batches and their rows."""
     shares = {k: v for item, _ in accepted for k, v in item.shares().items()}
     fresh = [f for item, _ in accepted for f in item.fresh]
-    insert_reports(session, fresh, [x for _, layouts in accepted for x in layouts], now, shares)
-    traffic = [
-        traffic_row(item.submission.camera.id, now, report_bytes=item.submission.wire_bytes)
-        for item, _ in accepted
-        if item.submission.wire_bytes is not None
-    ]
-    count_traffic(session, traffic)  # after the reports: their insert is the first write
-    for item, _ in accepted:
-        item.submission.camera.last_seen_at = now
-        if item.fresh:
-            item.submission.camera.last_report_at = now
+    insert_reports(session, fresh, now, shares)
 
 
 def classify(
@@ -610,12 +641,10 @@ def classify(
 def insert_reports(
     session: Session,
     fresh: list[PreparedReport],
-    layouts: list[Layout],
     received_at: datetime,
     wire_bytes: dict[str, int] | None = None,
 ) -> None:
-    """Bulk-insert reports (with their share of the body's bytes), rows and rollups; each
-    report's layout says whether it watched movements (the rollups' movement coverage)."""
+    """Bulk-insert reports (with their share of the body's bytes) and their rows."""
     if not fresh:
         return
     report_rows: list[dict[str, Any]] = []
@@ -625,8 +654,7 @@ def insert_reports(
         MovementRecord: [],
         UnmatchedRecord: [],
     }
-    delta = RollupDelta()
-    for item, layout in zip(fresh, layouts, strict=True):
+    for item in fresh:
         report = item.report
         key = {"camera_id": report.camera_id, "interval_start_s": epoch(report)}
         report_rows.append(
@@ -650,11 +678,9 @@ def insert_reports(
         rows[ZoneRecord] += [key | row.model_dump() for row in report.zones]
         rows[MovementRecord] += [key | row.model_dump() for row in report.movements]
         rows[UnmatchedRecord] += [key | row.model_dump() for row in report.unmatched]
-        delta.add(report, gates=len(layout.directions))
     insert_new_rows(session, table_of(IntervalReportRecord), report_rows)
     for model, values in rows.items():
         insert_new_rows(session, table_of(model), values)
-    delta.apply(session)
 
 
 def record_heartbeat(

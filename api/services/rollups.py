@@ -155,13 +155,18 @@ def rows_of(
 def upsert_add(
     session: Session, table: Any, keys: Sequence[str], rows: list[dict[str, Any]]
 ) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE SET col = col + excluded.col (SQLite and PostgreSQL)."""
+    """INSERT ... ON CONFLICT DO UPDATE SET col = col + excluded.col (SQLite and PostgreSQL).
+
+    Rows go in key order: two transactions adding to the same rows (two groups of one
+    camera's backlog) then lock them in the same order, and cannot deadlock.
+    """
     if not rows:
         return
     assert isinstance(table, Table)
     added = tuple(name for name in rows[0] if name not in keys)
     dialect = session.get_bind().dialect.name
-    session.execute(adding_upsert(dialect, table, tuple(keys), added), rows)
+    in_order = sorted(rows, key=lambda row: tuple(row[name] for name in keys))
+    session.execute(adding_upsert(dialect, table, tuple(keys), added), in_order)
 
 
 @cache
