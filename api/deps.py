@@ -70,24 +70,13 @@ def authenticate(
     kind: TokenKind,
 ) -> ApiToken:
     """The live token of `kind` in the Authorization header, or 401 (429 when hammering)."""
-    return authenticate_with_camera(request, session, settings, credentials, kind)[0]
-
-
-def authenticate_with_camera(
-    request: Request,
-    session: Session,
-    settings: Settings,
-    credentials: HTTPAuthorizationCredentials | None,
-    kind: TokenKind,
-) -> tuple[ApiToken, Camera | None]:
-    """`authenticate`, with the token's camera from the same read."""
     found = (
         verify_token(session, settings.secret_key, credentials.credentials, kind)
         if credentials is not None
         else None
     )
     call = BearerCall(credentials, client_ip(request))
-    return judge_token(request.app.state, settings, call, kind, found)
+    return judge_token(request.app.state, settings, call, kind, found)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,21 +138,35 @@ def authorize_devices(
 ) -> list[Camera | HTTPException]:
     """`authorize_device` for several requests, in one read: each one's camera, or the
     error that refuses it."""
-    offered = [c.credentials.credentials for c in calls if c.credentials is not None]
-    verified = iter(verify_tokens(session, settings.secret_key, offered, "device"))
     limits: RateLimits = state.rate_limits
     outcomes: list[Camera | HTTPException] = []
+    for judged in judge_device_tokens(state, session, settings, calls):
+        if isinstance(judged, HTTPException):
+            outcomes.append(judged)
+            continue
+        token, camera = judged
+        if not limits.allow_token(token.id):
+            outcomes.append(too_many_requests(limits.retry_after_s(limits.per_token)))
+        elif camera is None:
+            outcomes.append(
+                HTTPException(status.HTTP_401_UNAUTHORIZED, "the token's camera no longer exists")
+            )
+        else:
+            outcomes.append(camera)
+    return outcomes
+
+
+def judge_device_tokens(
+    state: State, session: Session, settings: Settings, calls: Sequence[BearerCall]
+) -> list[tuple[ApiToken, Camera | None] | HTTPException]:
+    """`judge_token` for the device tokens of several requests, verified in one read."""
+    offered = [c.credentials.credentials for c in calls if c.credentials is not None]
+    verified = iter(verify_tokens(session, settings.secret_key, offered, "device"))
+    outcomes: list[tuple[ApiToken, Camera | None] | HTTPException] = []
     for call in calls:
         found = next(verified) if call.credentials is not None else None
         try:
-            token, camera = judge_token(state, settings, call, "device", found)
-            if not limits.allow_token(token.id):
-                raise too_many_requests(limits.retry_after_s(limits.per_token))
-            if camera is None:
-                raise HTTPException(
-                    status.HTTP_401_UNAUTHORIZED, "the token's camera no longer exists"
-                )
-            outcomes.append(camera)
+            outcomes.append(judge_token(state, settings, call, "device", found))
         except HTTPException as exc:
             outcomes.append(exc)
     return outcomes
@@ -180,19 +183,9 @@ def check_device_tokens(state: State, calls: Sequence[BearerCall]) -> list[HTTPE
     """For each call, None when it carries a live device token, else its 401 (429 once an
     IP keeps failing): the before-body gate's check, for the requests that wait for it
     together, in one session and one read."""
-    settings: Settings = state.settings
     with state.session_factory() as session:
-        offered = [c.credentials.credentials for c in calls if c.credentials is not None]
-        verified = iter(verify_tokens(session, settings.secret_key, offered, "device"))
-        outcomes: list[HTTPException | None] = []
-        for call in calls:
-            found = next(verified) if call.credentials is not None else None
-            try:
-                judge_token(state, settings, call, "device", found)
-                outcomes.append(None)
-            except HTTPException as exc:
-                outcomes.append(exc)
-        return outcomes
+        judged = judge_device_tokens(state, session, state.settings, calls)
+    return [outcome if isinstance(outcome, HTTPException) else None for outcome in judged]
 
 
 async def refuse_unknown_device(request: Request) -> None:

@@ -83,19 +83,13 @@ def require_config(session: Session, camera_id: str, version: int | None = None)
     return record
 
 
-def report_setups(
-    session: Session, camera_id: str, versions: Collection[int]
-) -> tuple[dict[int, CameraSetup], tuple[int, CameraSetup] | None]:
-    """The stored set-ups among `versions`, by version, and the registration (the oldest
-    stored version, None when none is stored), in one query: ingest checks each report
-    against its version, and one with none or an unknown one against the registration."""
-    return cameras_report_setups(session, {camera_id: versions})[camera_id]
-
-
 def cameras_report_setups(
     session: Session, versions: Mapping[str, Collection[int]]
 ) -> dict[str, tuple[dict[int, CameraSetup], tuple[int, CameraSetup] | None]]:
-    """`report_setups` of several cameras (by camera id), in one query."""
+    """For each camera (by id), the stored set-ups among its `versions`, by version, and its
+    registration (the oldest stored version, None when none is stored), all in one query:
+    ingest checks each report against its version, and one with none or an unknown one
+    against the registration."""
     oldest = aliased(CameraConfig)
     first = (
         select(func.min(oldest.version))

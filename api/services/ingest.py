@@ -195,16 +195,12 @@ class Layout:
         return f"camera {self.camera_id!r}'s interval in configuration version {self.version}"
 
 
-def layouts_of(session: Session, camera: Camera, reports: list[IntervalReport]) -> list[Layout]:
-    """Each report's layout, in batch order: no version or an unknown one is the camera's
-    registration (its version 1 once versions are stored)."""
-    return cameras_layouts(session, [(camera, reports)])[0]
-
-
 def cameras_layouts(
     session: Session, batches: Sequence[tuple[Camera, list[IntervalReport]]]
 ) -> list[list[Layout]]:
-    """`layouts_of` for the batches of several cameras (one each), in one query."""
+    """Each report's layout, for the batches of several cameras (one each), in one query: no
+    version or an unknown one is the camera's registration (its version 1 once versions are
+    stored)."""
     versions = {
         camera.id: {r.config_version for r in reports if r.config_version is not None}
         for camera, reports in batches
@@ -298,16 +294,10 @@ class StoredIntervals:
     lengths: list[int]
 
     @classmethod
-    def load(
-        cls, session: Session, camera_id: str, reports: list[IntervalReport]
-    ) -> StoredIntervals:
-        return cls.load_cameras(session, {camera_id: reports})[camera_id]
-
-    @classmethod
     def load_cameras(
         cls, session: Session, batches: Mapping[str, list[IntervalReport]]
     ) -> dict[str, StoredIntervals]:
-        """`load` for the batches of several cameras (by camera id), in one query."""
+        """What is stored for the batches of several cameras (by camera id), in one query."""
         near = [nearby(camera_id, reports) for camera_id, reports in batches.items() if reports]
         found: dict[str, list[tuple[int, int, str]]] = {camera_id: [] for camera_id in batches}
         if near:
@@ -488,8 +478,9 @@ def ingest_group(
     resend of the same report win the race to insert it, rolls back and calls this again).
 
     Each batch is judged on its own, so one refused batch stores nothing and costs the
-    others nothing; the reads and writes are shared, one statement per table for the whole
-    group. Batches of the same camera go in turn, each seeing what the one before added.
+    others nothing; the reads and writes are shared, one statement per table for each turn of
+    batches of distinct cameras (the rollups, traffic and camera times once for the group).
+    Batches of the same camera go in turn, each seeing what the one before added.
     `wire_bytes`, the size of a request body received, goes to the camera's hourly traffic
     and, shared by each report's canonical size, to the stored reports.
     """
@@ -519,8 +510,10 @@ class GroupTally:
     rollups: RollupDelta = field(default_factory=RollupDelta)
     traffic: dict[str, list[int]] = field(default_factory=dict)
     """The body sizes of the accepted requests, by camera id."""
-    cameras: dict[str, tuple[Camera, bool]] = field(default_factory=dict)
-    """Each accepted batch's camera, and whether any of its batches added a report."""
+    cameras: dict[str, Camera] = field(default_factory=dict)
+    """The cameras of the accepted batches, by id."""
+    reported: set[str] = field(default_factory=set)
+    """The cameras whose accepted batches added a report."""
 
     def accept(self, item: Classified, layouts: list[Layout]) -> None:
         submission = item.submission
@@ -529,8 +522,9 @@ class GroupTally:
             self.rollups.add(prepared.report, gates=len(layout.directions))
         if submission.wire_bytes is not None:
             self.traffic.setdefault(camera_id, []).append(submission.wire_bytes)
-        added = bool(item.fresh) or self.cameras.get(camera_id, (None, False))[1]
-        self.cameras[camera_id] = (submission.camera, added)
+        self.cameras[camera_id] = submission.camera
+        if item.fresh:
+            self.reported.add(camera_id)
 
     def apply(self, session: Session) -> None:
         self.rollups.apply(session)
@@ -540,9 +534,9 @@ class GroupTally:
             for camera_id, sizes in self.traffic.items()
         ]
         count_traffic(session, hour)
-        for camera, added in self.cameras.values():
+        for camera_id, camera in self.cameras.items():
             camera.last_seen_at = self.now
-            if added:
+            if camera_id in self.reported:
                 camera.last_report_at = self.now
 
 
@@ -581,7 +575,10 @@ def ingest_turn(
             accepted[i] = item
         except DomainError as exc:
             outcomes[i] = exc
-    insert_accepted(session, [(item, layouts[i]) for i, item in accepted.items()], tally.now)
+    shares = {k: v for item in accepted.values() for k, v in item.shares().items()}
+    insert_reports(
+        session, [f for item in accepted.values() for f in item.fresh], tally.now, shares
+    )
     for i, item in accepted.items():
         tally.accept(item, layouts[i])
     outcomes |= {i: item.result() for i, item in accepted.items()}
@@ -601,15 +598,6 @@ def check_new_reports(
             *label_problems(new, layouts),
         ]
     )
-
-
-def insert_accepted(
-    session: Session, accepted: list[tuple[Classified, list[Layout]]], now: datetime
-) -> None:
-    """Add the new reports of the accepted batches and their rows."""
-    shares = {k: v for item, _ in accepted for k, v in item.shares().items()}
-    fresh = [f for item, _ in accepted for f in item.fresh]
-    insert_reports(session, fresh, now, shares)
 
 
 def classify(
