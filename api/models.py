@@ -17,7 +17,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -318,20 +317,17 @@ class IntervalReportRecord(Base):
     detection_share: Mapped[float | None] = mapped_column(Float)
 
 
-def report_key() -> ForeignKeyConstraint:
-    """Rows of a report point at it by (camera, interval start), the report's natural key."""
-    return ForeignKeyConstraint(
-        ["camera_id", "interval_start_s"],
-        ["interval_reports.camera_id", "interval_reports.interval_start_s"],
-        ondelete="CASCADE",
-    )
+# A report's rows below share its natural key (camera, interval start) and have no foreign
+# key to it (migration 0009): PostgreSQL checked one for every row against the partitioned
+# report table, which cost it more than storing the row. Ingest writes rows only with their
+# report, in one transaction, and they go with it: site deletion and retention delete them
+# (api/services/registry.py, partitions.py), and PostgreSQL drops a month of all five tables.
 
 
 class CountRecord(Base):
     """One (line, direction, class) count of one report; the primary key is the unique key."""
 
     __tablename__ = "count_rows"
-    __table_args__ = (report_key(),)
 
     camera_id: Mapped[str] = label_column(primary_key=True)
     interval_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -345,7 +341,6 @@ class MovementRecord(Base):
     """Vehicles of one class that went from one gate to another in one report."""
 
     __tablename__ = "movement_rows"
-    __table_args__ = (report_key(),)
 
     camera_id: Mapped[str] = label_column(primary_key=True)
     interval_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -360,7 +355,6 @@ class UnmatchedRecord(Base):
     """Vehicles of one class seen at one gate only in one report."""
 
     __tablename__ = "unmatched_rows"
-    __table_args__ = (report_key(),)
 
     camera_id: Mapped[str] = label_column(primary_key=True)
     interval_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -373,7 +367,6 @@ class ZoneRecord(Base):
     """Congestion of one zone in one report."""
 
     __tablename__ = "zone_rows"
-    __table_args__ = (report_key(),)
 
     camera_id: Mapped[str] = label_column(primary_key=True)
     interval_start_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)

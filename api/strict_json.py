@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -19,14 +20,14 @@ from fastapi.routing import APIRoute
 
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose keys are all different, or a 400 naming the repeated key."""
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise HTTPException(
-                status.HTTP_400_BAD_REQUEST, f"JSON object has the key {key!r} more than once"
-            )
-        obj[key] = value
+    """An object whose keys are all different, or a 400 naming the repeated key (built in C
+    first: a body has thousands of objects, nearly always without a repeat)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        repeated = next(k for k, n in Counter(key for key, _ in pairs).items() if n > 1)
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"JSON object has the key {repeated!r} more than once"
+        )
     return obj
 
 

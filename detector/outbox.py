@@ -118,11 +118,11 @@ class Outbox:
                 return False
             db.execute(
                 "INSERT INTO pending (report_id, interval_start, body) VALUES (?, ?, ?)",
-                (report.report_id, _epoch(report), report.model_dump_json()),
+                (report.report_id, report.interval_start_s, report.model_dump_json()),
             )
             db.execute(
                 "UPDATE counters SET value = max(value, ?) WHERE name = 'reported_until'",
-                (_epoch(report) + report.interval_seconds,),
+                (report.interval_start_s + report.interval_seconds,),
             )
             self._drop_overflow(db)
             return True
@@ -339,10 +339,6 @@ def outbox_path(configured: Path, camera_id: str, cameras: int) -> Path:
     if cameras == 1:
         return configured
     return configured.with_name(f"{configured.stem}-{camera_id}{configured.suffix}")
-
-
-def _epoch(report: IntervalReport) -> int:
-    return int(report.interval_start.timestamp())
 
 
 def _interval_seconds(body: str) -> int | None:

@@ -25,15 +25,13 @@ from sqlalchemy import Connection, Engine, TableClause, column, delete, select, 
 from sqlalchemy import table as sql_table
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.models import IntervalReportRecord
-from api.services.ingest import table_of
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
 # Every identifier put into SQL text here is one of RAW_TABLES or made of one and a Month.
 
 RAW_TABLES = ("interval_reports", "count_rows", "zone_rows", "movement_rows", "unmatched_rows")
-"""The report table first: the row tables reference it."""
+"""The report table first, then its rows' (which share its key, and have no foreign key)."""
 MONTHS_AHEAD = 3
 PARTITION_NAME = re.compile(r"_p(\d{4})_(\d{2})$")
 LOCK_KEY = 0x7A11_0008
@@ -127,8 +125,8 @@ def create_month(connection: Connection, month: Month) -> int:
         bounds,
     ).scalar_one()
     held = [f"moving_{table}" for table in RAW_TABLES]
-    if moved:  # row tables first: deleting their reports would cascade to them
-        for table, temp in reversed(list(zip(RAW_TABLES, held, strict=True))):
+    if moved:
+        for table, temp in zip(RAW_TABLES, held, strict=True):
             connection.execute(text(f"CREATE TEMP TABLE {temp} (LIKE {table}) ON COMMIT DROP"))
             connection.execute(
                 text(
@@ -200,14 +198,11 @@ def retention_cutoff(settings: Settings, now: datetime) -> int | None:
 
 
 def drop_months_before(connection: Connection, cutoff_s: int) -> list[str]:
-    """Drop the monthly partitions that end at or before `cutoff_s`: row tables first, then
-    the report table's, detached first (the row tables' foreign keys point at it)."""
+    """Drop the monthly partitions, of every raw table, that end at or before `cutoff_s`."""
     dropped = []
-    for table in reversed(RAW_TABLES):
+    for table in RAW_TABLES:
         for month, name in sorted(month_partitions(connection, table).items()):
             if month.end_s <= cutoff_s:
-                if table == RAW_TABLES[0]:
-                    connection.execute(text(f"ALTER TABLE {table} DETACH PARTITION {name}"))
                 connection.execute(text(f"DROP TABLE {name}"))
                 dropped.append(name)
     return dropped
@@ -216,28 +211,37 @@ def drop_months_before(connection: Connection, cutoff_s: int) -> list[str]:
 def delete_reports_before(
     engine: Engine, cutoff_s: int, batch: int = DELETE_BATCH, *, default_only: bool = False
 ) -> int:
-    """Delete reports (their rows cascade) that start before `cutoff_s`, `batch` at a time,
-    each batch its own transaction; how many went. `default_only`: those in PostgreSQL's
-    default partition (the monthly ones go whole, and the month holding the cut-off waits
-    until it all is past it, rather than being deleted row by row every day)."""
-    table: TableClause = table_of(IntervalReportRecord)
-    if default_only:
-        table = sql_table(
-            "interval_reports_default", column("camera_id"), column("interval_start_s")
-        )
-    key = tuple_(table.c.camera_id, table.c.interval_start_s)
+    """Delete reports that start before `cutoff_s` with their rows, `batch` reports at a
+    time, each batch its own transaction; how many went. `default_only`: those in
+    PostgreSQL's default partitions (the monthly ones go whole, and the month holding the
+    cut-off waits until it all is past it, rather than being deleted row by row every day)."""
+    tables = [raw_table(name, default_only) for name in RAW_TABLES]
+    reports = tables[0]
     oldest = (
-        select(table.c.camera_id, table.c.interval_start_s)
-        .where(table.c.interval_start_s < cutoff_s)
+        select(reports.c.camera_id, reports.c.interval_start_s)
+        .where(reports.c.interval_start_s < cutoff_s)
         .limit(batch)
     )
     deleted = 0
     while True:
         with engine.begin() as connection:
-            gone = connection.execute(delete(table).where(key.in_(oldest))).rowcount
-        deleted += gone
-        if gone < batch:
+            keys = [tuple(key) for key in connection.execute(oldest)]
+            if keys:
+                for table in tables:
+                    key = tuple_(table.c.camera_id, table.c.interval_start_s)
+                    connection.execute(delete(table).where(key.in_(keys)))
+        deleted += len(keys)
+        if len(keys) < batch:
             return deleted
+
+
+def raw_table(name: str, default_only: bool) -> TableClause:
+    """A raw table (or its default partition) by the key its rows share with their report."""
+    return sql_table(
+        f"{name}_default" if default_only else name,
+        column("camera_id"),
+        column("interval_start_s"),
+    )
 
 
 def maintain(engine: Engine, settings: Settings, now: datetime | None = None) -> StorageReport:

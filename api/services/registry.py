@@ -11,14 +11,18 @@ from api.models import (
     Camera,
     CameraRollup,
     CountLine,
+    CountRecord,
     LineRollup,
     MovementCoverageRollup,
+    MovementRecord,
     MovementRollup,
     Site,
+    UnmatchedRecord,
     UnmatchedRollup,
     User,
     UserSite,
     Zone,
+    ZoneRecord,
 )
 from api.schemas import CameraIn, LineIn, SiteIn, SiteUpdate, ZoneIn
 from api.services.audit import CLI, Origin
@@ -73,8 +77,9 @@ def update_site(session: Session, site_id: str, spec: SiteUpdate, origin: Origin
 def delete_site(session: Session, site_id: str, origin: Origin = CLI) -> list[str]:
     """Delete a site with its cameras and everything they reported; returns the camera ids.
 
-    Reports, their rows, device health and tokens go with each camera (foreign keys cascade);
-    rollups have no foreign key (ingest upserts them without a lookup), so they go here.
+    Reports, device health and tokens go with each camera (foreign keys cascade); a report's
+    rows and the rollups have no foreign key (ingest writes them without a lookup), so they
+    go here.
     """
     require_manageable(origin, site_id)
     site = require_site(session, site_id)
@@ -85,9 +90,12 @@ def delete_site(session: Session, site_id: str, origin: Origin = CLI) -> list[st
             f"gone: {', '.join(stranded)}; an admin must change their sites first"
         )
     cameras = [c.id for c in site.cameras]
-    rollups = (LineRollup, CameraRollup, MovementRollup, UnmatchedRollup, MovementCoverageRollup)
-    for rollup in rollups:
-        session.execute(delete(rollup).where(rollup.camera_id.in_(cameras)))
+    unkeyed = (
+        *(CountRecord, ZoneRecord, MovementRecord, UnmatchedRecord),
+        *(LineRollup, CameraRollup, MovementRollup, UnmatchedRollup, MovementCoverageRollup),
+    )
+    for table in unkeyed:
+        session.execute(delete(table).where(table.camera_id.in_(cameras)))
     session.delete(site)
     session.flush()
     origin.record(session, "site.delete", site_id, {"name": site.name, "cameras": cameras})

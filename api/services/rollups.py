@@ -89,7 +89,7 @@ class RollupDelta:
     def add(self, report: IntervalReport, gates: int) -> None:
         """Fold one report into every rollup granularity that can hold it whole; `gates` is
         how many lines the set-up it was counted with has (ingest knows its layout)."""
-        start_s = int(report.interval_start.timestamp())
+        start_s = report.interval_start_s
         covered_s = report.coverage * report.interval_seconds
         buckets = tuple(
             (granularity, bucket_start(start_s, granularity))

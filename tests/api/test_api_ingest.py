@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,9 +22,11 @@ from api_testkit import (
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
+from sqlalchemy import update
 
 from api.app import create_app
 from api.db import session_scope
+from api.models import IntervalReportRecord
 from api.services.tokens import revoke_token
 from contract import IntervalReport
 
@@ -83,6 +87,33 @@ def test_conflicting_resend_is_409_and_keeps_the_first(
     assert response.status_code == 409
     assert [r["status"] for r in response.json()["results"]] == ["conflict", "created"]
     assert series(client, registered, bucket="1min")["series"][0]["counts"][:2] == [5, 5]
+
+
+def legacy_digest(report: IntervalReport) -> str:
+    """The digest the ingest path stored before its rework (issue 12): canonical JSON."""
+    canonical = json.dumps(report.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_reports_stored_with_the_legacy_digest_still_classify_resends(
+    app: FastAPI, client: TestClient, registered: Registered
+) -> None:
+    """A device may resend, after an upgrade, what the old release stored."""
+    original = make_report(registered.camera, T0, {("main", "northbound", "car"): 5})
+    changed = make_report(registered.camera, T0, {("main", "northbound", "car"): 9})
+    assert post(client, registered, original).status_code == 200
+    with session_scope(app.state.session_factory) as session:
+        session.execute(
+            update(IntervalReportRecord)
+            .where(IntervalReportRecord.report_id == original.report_id)
+            .values(payload_sha256=legacy_digest(original))
+        )
+
+    resent = post(client, registered, original)
+    differing = post(client, registered, changed)
+
+    assert (resent.status_code, resent.json()["duplicates"]) == (200, 1)
+    assert (differing.status_code, differing.json()["conflicts"]) == (409, 1)
 
 
 @pytest.mark.parametrize(

@@ -168,6 +168,11 @@ CASES = {
         "overlaps the stored 300-s report from {stored0}",
         stored=(Sent(0, 300, 3, EAST),),
     ),
+    "a batch of both lengths, one report inside a stored one": Case(
+        (Sent(0, 60, 2, MAIN), Sent(11, 60, 2, MAIN), Sent(20, 300, 3, EAST)),
+        "overlaps the stored 300-s report from {stored0}",
+        stored=(Sent(10, 300, 3, EAST),),
+    ),
     "a movement gate that is no line": Case(
         (Sent(0, 300, 3, EAST, movements=(("east", "north", 2),)),),
         "camera '{camera}' (configuration version 3) has no line 'north' to be a gate",

@@ -53,9 +53,11 @@ from api.app import create_app
 from api.db import make_engine, make_session_factory, session_scope
 from api.models import (
     Base,
+    IntervalReportRecord,
     MovementCoverageRollup,
     MovementRecord,
     MovementRollup,
+    UnmatchedRecord,
     UnmatchedRollup,
 )
 from api.services import camera_config, registry
@@ -468,23 +470,29 @@ def test_openapi_lists_the_movement_operations(client: TestClient) -> None:
     )
 
 
-def test_deleting_a_site_deletes_its_movement_rollups(app: FastAPI, client: TestClient) -> None:
-    """The rollups have no foreign key: a camera id used again later must start empty."""
+def test_deleting_a_site_deletes_its_raw_rows_and_movement_rollups(
+    app: FastAPI, client: TestClient
+) -> None:
+    """A report's rows and the rollups have no foreign key: a camera id used again later must
+    start empty."""
     reg, version = crossroads(app.state.settings)
     post(client, reg, report(reg, version, 0, {("north", "south", "car"): 2}, {("east", "car"): 1}))
-    rollups = (MovementRollup, UnmatchedRollup, MovementCoverageRollup)
+    tables = (
+        *(IntervalReportRecord, MovementRecord, UnmatchedRecord),
+        *(MovementRollup, UnmatchedRollup, MovementCoverageRollup),
+    )
 
     def held() -> list[int]:
         with session_scope(app.state.session_factory) as session:
             return [
                 len(session.scalars(select(m).where(m.camera_id == reg.camera)).all())
-                for m in rollups
+                for m in tables
             ]
 
-    assert held() == [2, 2, 2]  # 15-minute and hourly rows
+    assert held() == [1, 1, 1, 2, 2, 2]  # one report; 15-minute and hourly rollups
     with session_scope(app.state.session_factory) as session:
         registry.delete_site(session, reg.site)
-    assert held() == [0, 0, 0]
+    assert held() == [0, 0, 0, 0, 0, 0]
 
 
 # --- rollups equal the raw rows --------------------------------------------------------------

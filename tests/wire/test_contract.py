@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import jsonschema
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from contract import Heartbeat, IntervalReport, ReportBatch, interval_report_id
+from contract.report import REPORT_ID_NAMESPACE
 from contract.schema import HEARTBEAT, REPORT_BATCH, SCHEMAS, CommittedSchema
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -139,6 +141,39 @@ def test_report_ids_are_deterministic_and_distinct(camera: str, minutes: int) ->
     assert interval_report_id(camera, start) != interval_report_id(
         camera, start + timedelta(minutes=1)
     )
+
+
+@pytest.mark.parametrize(
+    ("camera", "start", "report_id"),
+    [
+        ("cam-1", datetime(2026, 3, 2, 8, 0, tzinfo=UTC), "549a3bcc-3c74-5f62-a50f-56868988fc47"),
+        ("load-00042", datetime(1, 1, 1, tzinfo=UTC), "31722c3f-a42c-5420-8150-948fccf5b8e7"),
+        (
+            "a",
+            datetime(999, 12, 31, 23, 59, 50, tzinfo=UTC),
+            "04fce43e-5228-50a1-b6b6-5709351aea40",
+        ),
+        (
+            "cam-2",
+            datetime(2026, 3, 2, 9, 15, tzinfo=timezone(timedelta(hours=1))),
+            "827dbeba-b783-5c7d-ae64-41941dad44ca",
+        ),
+    ],
+)
+def test_report_ids_never_change(camera: str, start: datetime, report_id: str) -> None:
+    """Workers' outboxes and stored reports hold these ids: a new formula would turn every
+    resend after an upgrade into a new report (ids as the first release derived them)."""
+    assert interval_report_id(camera, start) == report_id
+
+
+@given(
+    camera=st.from_regex(r"\A[a-z0-9][a-z0-9_-]{0,31}\Z"),
+    start=st.datetimes(timezones=st.just(UTC)),
+)
+def test_report_ids_are_the_uuid5_of_camera_and_start(camera: str, start: datetime) -> None:
+    stamp = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    expected = uuid.uuid5(REPORT_ID_NAMESPACE, f"{camera}/{stamp}")
+    assert interval_report_id(camera, start) == str(expected)
 
 
 STREAM = {"camera_id": "cam-1", "state": "streaming", "reconnects": 0, "fps": 10.0}
