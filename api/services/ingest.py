@@ -363,8 +363,8 @@ def nearby(camera_id: str, reports: list[IntervalReport]) -> ColumnElement[bool]
     near: ColumnElement[bool] = true()  # several lengths: any stored length may overlap one
     if len(lengths) == 1:
         length = next(iter(lengths))
-        # A run's gaps hold no other start of its length: between its starts, only reports
-        # of other lengths are found, and those are asked for anyway.
+        # A run's starts are one length apart: what else lies between them is of another
+        # length, and asked for anyway.
         near = or_(
             *(start.between(first, last) for first, last in runs(starts, length)),
             table.c.interval_seconds != length,

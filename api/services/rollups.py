@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import ColumnElement, Table, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -164,18 +164,38 @@ def upsert_add(
         return
     assert isinstance(table, Table)
     added = tuple(name for name in rows[0] if name not in keys)
-    dialect = session.get_bind().dialect.name
     in_order = sorted(rows, key=lambda row: tuple(row[name] for name in keys))
-    session.execute(adding_upsert(dialect, table, tuple(keys), added), in_order)
+    if session.get_bind().dialect.name == "postgresql":
+        columns = (*keys, *added)
+        arrays = {name: [row[name] for row in in_order] for name in columns}
+        session.execute(adding_upsert_of_arrays(table, tuple(keys), added), arrays)
+    else:
+        session.execute(adding_upsert(table, tuple(keys), added), in_order)
 
 
 @cache
-def adding_upsert(dialect: str, table: Table, keys: tuple[str, ...], added: tuple[str, ...]) -> Any:
-    """The upsert of `upsert_add`, built once per table and column set: building its
-    ``excluded`` columns costs more than running it."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table)
+def adding_upsert(table: Table, keys: tuple[str, ...], added: tuple[str, ...]) -> Any:
+    """The upsert of `upsert_add` for SQLite, one execution a row, built once per table and
+    column set: building its ``excluded`` columns costs more than running it."""
+    return adding(sqlite.insert(table), keys, added)
+
+
+@cache
+def adding_upsert_of_arrays(table: Table, keys: tuple[str, ...], added: tuple[str, ...]) -> Any:
+    """The upsert of `upsert_add` for PostgreSQL: every row in one statement, one array a
+    column (``unnest`` keeps their order), not one execution a row."""
+    columns = (*keys, *added)
+    arrays = [cast(bindparam(name), postgresql.ARRAY(table.c[name].type)) for name in columns]
+    source = func.unnest(*arrays).table_valued(*columns).render_derived()
+    rows = select(*(source.c[name] for name in columns))
+    return adding(postgresql.insert(table).from_select(columns, rows), keys, added)
+
+
+def adding(
+    statement: postgresql.Insert | sqlite.Insert, keys: tuple[str, ...], added: tuple[str, ...]
+) -> Any:
+    """`statement`, adding its `added` columns to those of a row of the same `keys`."""
     return statement.on_conflict_do_update(
         index_elements=list(keys),
-        set_={name: table.c[name] + statement.excluded[name] for name in added},
+        set_={name: statement.table.c[name] + statement.excluded[name] for name in added},
     )
