@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from itertools import pairwise
 
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract.site import ModelSettings
+from detector.currency import Frame, FrameMeta
 from detector.detect import Region, VehicleDetector
 from detector.motion import CHANGE_LEVELS, PROBE_SIDE, MotionProbe
 from tests.conftest import MODEL, VIDEO
@@ -139,16 +141,27 @@ def test_without_a_remembered_frame_everything_is_motion() -> None:
     assert moved(disabled, road(320, 240)), "a disabled probe must never stop a detection"
 
 
-def test_a_test_costs_well_under_a_millisecond() -> None:
+def fastest_tenth(work: Callable[[], object], runs: int) -> float:
+    """Seconds `work` takes on its fastest tenth of `runs`: what it costs, not how often
+    another process took the core."""
+    costs = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        work()
+        costs.append(time.perf_counter() - started)
+    return float(np.percentile(costs, 10))
+
+
+def test_a_test_costs_a_tenth_of_a_detection_at_most(detector: VehicleDetector) -> None:
+    """The gate must be far cheaper than what it saves, on any host: measured against a
+    detection of the same frame in the same run."""
     frame = road(1280, 720, noise=3.0)
     probe = probe_after(frame)
-    costs = []
-    for _ in range(100):
-        started = time.perf_counter()
-        moved(probe, frame)
-        costs.append(time.perf_counter() - started)
-    # the fastest tenth: what a test costs, not how often another process took the core
-    assert float(np.percentile(costs, 10)) < 1e-3
+    pixels = Frame(FrameMeta(0, 0.0, 1280, 720), frame)
+    detector.detect(pixels)  # warm
+    test_s = fastest_tenth(lambda: moved(probe, frame), 100)
+    detection_s = fastest_tenth(lambda: detector.detect(pixels), 10)
+    assert test_s < detection_s / 10, (test_s, detection_s)
 
 
 @pytest.fixture(scope="module")

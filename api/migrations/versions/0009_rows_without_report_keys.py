@@ -7,6 +7,9 @@ with their report, in one transaction, and deletes them with it (site deletion a
 do, and PostgreSQL drops a month's partitions of all five tables together), so the key
 guarded nothing that the code does not. The report keeps its key to its camera.
 
+On PostgreSQL this drops four constraints (their partitions' go with them); SQLite rebuilds
+the four tables, one copy of their rows.
+
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-03 08:30:00
